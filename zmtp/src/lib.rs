@@ -1,0 +1,46 @@
+//! # zmtp
+//!
+//! A pure-Rust implementation of ZeroMQ's wire protocol, ZMTP 3.x (RFC 23 and RFC 37), and, as it grows,
+//! the ZeroMQ sockets built on it.
+//!
+//! This release contains the protocol core, [`proto`]: a sans-IO state machine that turns bytes into
+//! frames, commands, handshake steps and events and back. It never touches sockets, tasks or the clock:
+//! the caller feeds it bytes and the current [`std::time::Instant`], and polls it for events, bytes to
+//! transmit and the next deadline. Every byte-level behaviour is therefore a plain unit test and a fuzz
+//! target.
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::Bytes;
+//! use zmtp::proto::{Connection, ConnectionConfig, Event, SocketType};
+//! use zmtp::Msg;
+//!
+//! let now = Instant::now();
+//! let mut client = Connection::new(ConnectionConfig::new(SocketType::Dealer), now);
+//! let mut server = Connection::new(ConnectionConfig::new(SocketType::Router).as_server(true), now);
+//!
+//! // Shuttle bytes between the two until both have completed the handshake.
+//! let mut ready = 0;
+//! for _ in 0..4 {
+//!     let to_server = client.take_transmit();
+//!     let to_client = server.take_transmit();
+//!     server.handle_input(now, &to_server);
+//!     client.handle_input(now, &to_client);
+//!     while let Some(ev) = client.poll_event() { if matches!(ev, Event::HandshakeComplete(_)) { ready += 1 } }
+//!     while let Some(ev) = server.poll_event() { if matches!(ev, Event::HandshakeComplete(_)) { ready += 1 } }
+//! }
+//! assert_eq!(ready, 2);
+//!
+//! client.send_message(Msg::from(vec![Bytes::from_static(b"hello")])).unwrap();
+//! let bytes = client.take_transmit();
+//! server.handle_input(now, &bytes);
+//! match server.poll_event() {
+//!     Some(Event::Message(msg)) => assert_eq!(msg.frames()[0], "hello"),
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
+
+pub mod message;
+pub mod proto;
+
+pub use message::Msg;

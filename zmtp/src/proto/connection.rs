@@ -1,0 +1,672 @@
+//! [`Connection`]: one ZMTP connection as a sans-IO state machine.
+//!
+//! ```text
+//!   bytes in ──► handle_input / read_buffer + handle_read ──┐
+//!   now ───────► handle_timeout                             │   poll_event ──► Event
+//!   messages ──► send_message / send_subscribe / cancel     ├─► transmit_mut ──► bytes out (vectored)
+//!                                                           │   poll_timeout ──► next deadline
+//! ```
+//!
+//! Input is decoded lazily, in [`Connection::poll_event`]: a caller whose queue is full simply stops
+//! polling (and reading), and the undecoded bytes wait in the read buffer, so back-pressure needs no
+//! extra queue here. The caller must drain `poll_event` after feeding input: handshake replies, PONGs
+//! and ERRORs are produced while decoding.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::command::{Command, MAX_PING_CONTEXT};
+use super::config::ConnectionConfig;
+use super::error::{ConnectionError, ProtocolError, SendError};
+use super::frame::{FrameFlags, FrameHeader};
+use super::greeting::{mechanism_bytes, Greeting, Version};
+use super::mechanism::{HandshakeStatus, Mechanism, Null};
+use super::metadata::Metadata;
+use super::socket_type::SocketType;
+use super::transmit::TransmitQueue;
+use crate::message::Msg;
+
+/// Smallest read the runtime should offer (one read then carries many small frames).
+const MIN_READ: usize = 8 * 1024;
+/// Largest single reservation suggested for a read, so a large announced frame grows the buffer only
+/// as its bytes arrive.
+const MAX_READ: usize = 256 * 1024;
+
+/// What the peer told us in its greeting and handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The version both sides speak (the lower of the two; a higher major is spoken to as 3.1).
+    pub version: Version,
+    /// The version the peer announced.
+    pub announced_version: Version,
+    /// The peer's socket type; `None` if it sent no `Socket-Type` (libzmq accepts that; so do we).
+    pub socket_type: Option<SocketType>,
+    /// The peer's metadata as sent.
+    pub metadata: Metadata,
+}
+
+impl PeerInfo {
+    /// The `Identity` the peer announced, if any (possibly empty).
+    pub fn identity(&self) -> Option<&Bytes> {
+        self.metadata.identity()
+    }
+
+    /// The identity a ROUTER should route by: `None` when the peer sent none, an empty one, or one
+    /// starting with `0x00` (RFC 37 reserves those; the ROUTER then generates an id, so a peer can
+    /// never collide with a generated id).
+    pub fn routing_id(&self) -> Option<&Bytes> {
+        self.identity().filter(|id| id.first().is_some_and(|&b| b != 0))
+    }
+}
+
+/// What a connection reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake is complete: the connection may now be routed to. Until this event a connection
+    /// must be invisible to routing, HWM accounting and subscriptions (CVE-2020-15166).
+    HandshakeComplete(PeerInfo),
+    /// A complete message. Never a partial one.
+    Message(Msg),
+    /// The peer subscribed to a topic (SUBSCRIBE command, or a 3.0 `0x01` message). Only reported to
+    /// PUB and XPUB sockets; other socket types drop subscriptions.
+    Subscribe(Bytes),
+    /// The peer cancelled a subscription (CANCEL command, or a 3.0 `0x00` message).
+    Cancel(Bytes),
+    /// The connection is over. Reported exactly once; flush [`Connection::transmit_mut`] (it may hold
+    /// an ERROR for the peer), then close the transport.
+    Closed(ConnectionError),
+}
+
+/// Counters of things a connection dropped or ignored rather than reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Complete messages decoded.
+    pub messages_received: u64,
+    /// Unknown commands, and commands meaningless here (a second READY), that were ignored.
+    pub commands_ignored: u64,
+    /// SUBSCRIBE/CANCEL received by a socket type that takes no subscriptions (never surfaced as data).
+    pub subscriptions_dropped: u64,
+    /// PINGs answered.
+    pub pongs_sent: u64,
+    /// PINGs not answered because our previous PONG was still unsent (at most one PONG is pending).
+    pub pongs_skipped: u64,
+    /// PINGs we sent.
+    pub pings_sent: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the peer's greeting.
+    Greeting,
+    /// Greetings exchanged; the mechanism's handshake is running.
+    Handshake,
+    /// Messages may flow.
+    Ready,
+    /// Over; `Event::Closed` has been queued.
+    Closed,
+}
+
+/// One ZMTP 3.x connection, either role, with no I/O.
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    mechanism: Box<dyn Mechanism>,
+    local_metadata: Metadata,
+    state: State,
+    read_buf: BytesMut,
+    /// Body octets still missing for the frame at the front of `read_buf` (0 when unknown).
+    want: usize,
+    transmit: TransmitQueue,
+    events: VecDeque<Event>,
+    version: Option<Version>,
+    peer: Option<PeerInfo>,
+    /// Frames of the message being received.
+    partial: Vec<Bytes>,
+    partial_bytes: u64,
+    /// The peer closed its side; report once every complete frame is decoded.
+    eof: bool,
+    last_input: Instant,
+    handshake_deadline: Option<Instant>,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    ttl_deadline: Option<(Instant, Duration)>,
+    /// Stream offset just past our last queued PONG / PING: another is queued only once it is sent.
+    pong_end: u64,
+    ping_end: u64,
+    stats: Stats,
+}
+
+impl Connection {
+    /// A connection using the NULL mechanism, started at `now`. Our greeting is queued at once (RFC 23
+    /// allows waiting for the peer's first octets; sending everything up front can never deadlock).
+    pub fn new(config: ConnectionConfig, now: Instant) -> Connection {
+        Connection::with_mechanism(config, Box::new(Null::new()), now)
+    }
+
+    /// A connection using `mechanism`, started at `now`.
+    pub fn with_mechanism(
+        config: ConnectionConfig,
+        mechanism: Box<dyn Mechanism>,
+        now: Instant,
+    ) -> Connection {
+        let mut transmit = TransmitQueue::new();
+        transmit.set_inline_max(config.inline_body_max);
+        let greeting = Greeting {
+            version: config.version,
+            mechanism: mechanism.name(),
+            as_server: mechanism.as_server(),
+            // libzmq: identity length + 1 (a ZMTP 1.0 length prefix); 255 + 1 wraps as in libzmq.
+            padding_hint: (config.identity.len() as u8).wrapping_add(1),
+        };
+        transmit.write_with(greeting.encoded_len(), |b| greeting.encode(b));
+        Connection {
+            local_metadata: config.local_metadata(),
+            handshake_deadline: config.handshake_timeout.map(|t| now + t),
+            config,
+            mechanism,
+            state: State::Greeting,
+            read_buf: BytesMut::new(),
+            want: 0,
+            transmit,
+            events: VecDeque::new(),
+            version: None,
+            peer: None,
+            partial: Vec::new(),
+            partial_bytes: 0,
+            eof: false,
+            last_input: now,
+            next_ping: None,
+            pong_deadline: None,
+            ttl_deadline: None,
+            pong_end: 0,
+            ping_end: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    // ----- inputs -----
+
+    /// Feeds received bytes (copied into the read buffer). Then drain [`Connection::poll_event`].
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        if self.state == State::Closed || data.is_empty() {
+            return;
+        }
+        self.read_buf.extend_from_slice(data);
+        self.note_traffic(now);
+    }
+
+    /// The read buffer, with room reserved for the next read: read straight into it (no copy), then
+    /// call [`Connection::handle_read`]. The reservation is bounded (8 KiB to 256 KiB): an announced
+    /// frame length never makes it allocate ahead of the bytes.
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        let hint = self.want.clamp(MIN_READ, MAX_READ);
+        if self.read_buf.capacity() - self.read_buf.len() < hint {
+            self.read_buf.reserve(hint);
+        }
+        &mut self.read_buf
+    }
+
+    /// Records that `n` bytes were read into [`Connection::read_buffer`] at `now`.
+    pub fn handle_read(&mut self, now: Instant, n: usize) {
+        if self.state == State::Closed {
+            self.read_buf.clear();
+            return;
+        }
+        if n > 0 {
+            self.note_traffic(now);
+        }
+    }
+
+    /// The peer closed its side (end of stream). Complete frames already received are still reported;
+    /// a partial message is dropped whole (RFC 23: messages are atomic; CVE-2021-20234).
+    pub fn handle_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Closes the connection from our side: the partial message is dropped and `Closed(LocallyClosed)`
+    /// is reported.
+    pub fn close(&mut self) {
+        self.fail(ConnectionError::LocallyClosed);
+    }
+
+    /// Fires the timers that are due at `now`: handshake timeout, heartbeat PING, heartbeat timeout and
+    /// the peer's TTL. Then drain [`Connection::poll_event`] and the transmit queue.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.handshake_deadline.is_some_and(|d| d <= now) {
+            let t = self.config.handshake_timeout.unwrap_or_default();
+            return self.fail(ConnectionError::HandshakeTimeout(t));
+        }
+        if let Some((deadline, ttl)) = self.ttl_deadline {
+            if deadline <= now {
+                return self.fail(ConnectionError::PeerTtlExpired(ttl));
+            }
+        }
+        if self.pong_deadline.is_some_and(|d| d <= now) {
+            let t = self.config.heartbeat.effective_timeout().unwrap_or_default();
+            return self.fail(ConnectionError::HeartbeatTimeout(t));
+        }
+        if let (Some(due), Some(interval)) = (self.next_ping, self.config.heartbeat.interval) {
+            if due <= now {
+                self.send_ping(now);
+                self.next_ping = Some(now + interval);
+            }
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next event, decoding buffered input as needed. `None` when more input (or time) is needed.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Some(ev);
+            }
+            let step = match self.state {
+                State::Closed => return None,
+                State::Greeting => self.step_greeting(),
+                State::Handshake | State::Ready => self.step_frame(),
+            };
+            match step {
+                Ok(Some(ev)) => return Some(ev),
+                Ok(None) if self.needs_input() => {
+                    if self.eof {
+                        let mid_message = !self.partial.is_empty() || !self.read_buf.is_empty();
+                        self.fail(ConnectionError::PeerClosed { mid_message });
+                        continue;
+                    }
+                    return None;
+                }
+                Ok(None) => continue,
+                Err(e) => self.fail(e),
+            }
+        }
+    }
+
+    /// The earliest deadline at which [`Connection::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        [self.handshake_deadline, self.ttl_deadline.map(|(d, _)| d), self.pong_deadline, self.next_ping]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The bytes waiting to be written. Write with [`Buf::chunks_vectored`] and consume with
+    /// [`Buf::advance`].
+    pub fn transmit_mut(&mut self) -> &mut TransmitQueue {
+        &mut self.transmit
+    }
+
+    /// The bytes waiting to be written.
+    pub fn transmit(&self) -> &TransmitQueue {
+        &self.transmit
+    }
+
+    /// Takes every queued byte as one contiguous buffer (copies; for tests and simple callers).
+    pub fn take_transmit(&mut self) -> Vec<u8> {
+        self.transmit.take_all()
+    }
+
+    // ----- sending -----
+
+    /// Queues a message. Bodies are queued as the caller's `Bytes`, never copied.
+    pub fn send_message(&mut self, msg: Msg) -> Result<(), SendError<Msg>> {
+        match self.state {
+            State::Ready => {}
+            State::Closed => return Err(SendError::Closed(msg)),
+            _ => return Err(SendError::NotReady(msg)),
+        }
+        if msg.is_empty() {
+            return Err(SendError::EmptyMessage);
+        }
+        let last = msg.len() - 1;
+        for (i, body) in msg.into_iter().enumerate() {
+            let header = FrameHeader::data(body.len(), i != last);
+            self.transmit.write_with(header.encoded_len(), |b| header.encode(b));
+            self.transmit.push_body(body);
+        }
+        Ok(())
+    }
+
+    /// Sends a subscription: a SUBSCRIBE command to a 3.1 peer, a `0x01`+topic message to a 3.0 peer
+    /// (RFC 37: "A ZMTP 3.1 peer talking to a ZMTP 3.0 peer MUST use the 3.0 message form").
+    pub fn send_subscribe(&mut self, topic: Bytes) -> Result<(), SendError<Bytes>> {
+        self.send_subscription(topic, true)
+    }
+
+    /// Cancels a subscription (CANCEL command, or `0x00`+topic to a 3.0 peer).
+    pub fn send_cancel(&mut self, topic: Bytes) -> Result<(), SendError<Bytes>> {
+        self.send_subscription(topic, false)
+    }
+
+    fn send_subscription(&mut self, topic: Bytes, subscribe: bool) -> Result<(), SendError<Bytes>> {
+        match self.state {
+            State::Ready => {}
+            State::Closed => return Err(SendError::Closed(topic)),
+            _ => return Err(SendError::NotReady(topic)),
+        }
+        if self.version.is_some_and(Version::has_commands_3_1) {
+            let cmd = if subscribe { Command::Subscribe(topic) } else { Command::Cancel(topic) };
+            self.queue_command(&cmd);
+        } else {
+            let header = FrameHeader::data(topic.len() + 1, false);
+            self.transmit.write_with(header.encoded_len() + 1, |b| {
+                header.encode(b);
+                b.put_u8(u8::from(subscribe));
+            });
+            self.transmit.push_body(topic);
+        }
+        Ok(())
+    }
+
+    // ----- state -----
+
+    /// Whether the handshake is complete and the connection not closed.
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// Whether the connection is over (flush the transmit queue, then close the transport).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// What the peer told us, once the handshake is complete.
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_ref()
+    }
+
+    /// The negotiated version, once the greeting is received.
+    pub fn version(&self) -> Option<Version> {
+        self.version
+    }
+
+    /// Counters of dropped and ignored input.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Bytes received and not yet decoded.
+    pub fn buffered_input(&self) -> usize {
+        self.read_buf.len()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    // ----- internals -----
+
+    fn needs_input(&self) -> bool {
+        // `step_*` returned Ok(None): either it needs more bytes, or it changed state and wants to be
+        // called again. The latter never leaves bytes undecodable, so ask the decoder directly.
+        match self.state {
+            State::Greeting => true,
+            State::Handshake | State::Ready => match FrameHeader::decode(&self.read_buf) {
+                Ok(Some((h, n))) => (self.read_buf.len() as u64) < n as u64 + h.len,
+                Ok(None) => true,
+                Err(_) => false,
+            },
+            State::Closed => true,
+        }
+    }
+
+    fn note_traffic(&mut self, now: Instant) {
+        // RFC 37: "SHOULD treat any incoming traffic (not just a PONG reply) as a sign of life"; partial
+        // frames count too (a slow large frame is still traffic).
+        self.last_input = now;
+        self.pong_deadline = None;
+        self.ttl_deadline = None;
+    }
+
+    fn fail(&mut self, error: ConnectionError) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let ConnectionError::Protocol(e) = &error {
+            if let Some(reason) = e.error_reason() {
+                self.queue_command(&Command::Error { reason: Bytes::from_static(reason.as_bytes()) });
+            }
+        }
+        self.state = State::Closed;
+        self.read_buf = BytesMut::new();
+        self.partial = Vec::new();
+        self.partial_bytes = 0;
+        self.handshake_deadline = None;
+        self.next_ping = None;
+        self.pong_deadline = None;
+        self.ttl_deadline = None;
+        self.events.push_back(Event::Closed(error));
+    }
+
+    fn queue_command(&mut self, cmd: &Command) {
+        self.transmit.write_with(cmd.encoded_len(), |b| cmd.encode(b));
+    }
+
+    fn step_greeting(&mut self) -> Result<Option<Event>, ConnectionError> {
+        let Some(greeting) = Greeting::decode(&self.read_buf)? else {
+            return Ok(None);
+        };
+        self.read_buf.advance(greeting.encoded_len());
+        // RFC 23: "If the mechanism that the peer received does not exactly match the mechanism it
+        // sent, it MUST close the connection." Exact 20-octet compare (CVE-2014-7202).
+        if greeting.mechanism != self.mechanism.name() {
+            return Err(ProtocolError::MechanismMismatch {
+                ours: self.mechanism.name().as_str(),
+                theirs: mechanism_bytes(&greeting.mechanism),
+            }
+            .into());
+        }
+        self.mechanism.check_peer_as_server(greeting.as_server)?;
+        self.version = Some(Version::negotiate(self.config.version, greeting.version));
+        self.peer = Some(PeerInfo {
+            version: Version::negotiate(self.config.version, greeting.version),
+            announced_version: greeting.version,
+            socket_type: None,
+            metadata: Metadata::new(),
+        });
+        self.state = State::Handshake;
+        let mut out = Vec::new();
+        self.mechanism.start(&self.local_metadata, &mut out);
+        for cmd in &out {
+            self.queue_command(cmd);
+        }
+        Ok(None)
+    }
+
+    /// Decodes the frame at the front of the read buffer, checking every limit against its header
+    /// before any body octet is buffered.
+    fn next_frame(&mut self) -> Result<Option<(FrameFlags, Bytes)>, ProtocolError> {
+        let Some((header, header_len)) = FrameHeader::decode(&self.read_buf)? else {
+            self.want = 0;
+            return Ok(None);
+        };
+        let limits = &self.config.limits;
+        if header.flags.is_command() {
+            if header.len > limits.max_command_size {
+                return Err(ProtocolError::CommandTooLarge { len: header.len, max: limits.max_command_size });
+            }
+        } else {
+            // RFC 23: messages may flow only after the handshake (A-H1).
+            if self.state != State::Ready {
+                return Err(ProtocolError::MessageBeforeReady);
+            }
+            // libzmq compares with `>`: a frame of exactly the maximum is accepted (A-F5).
+            if header.len > limits.max_frame_size {
+                return Err(ProtocolError::FrameTooLarge { len: header.len, max: limits.max_frame_size });
+            }
+            let total = self.partial_bytes.saturating_add(header.len);
+            if total > limits.max_message_size {
+                return Err(ProtocolError::MessageTooLarge { len: total, max: limits.max_message_size });
+            }
+            if self.partial.len() >= limits.max_frames_per_message as usize {
+                return Err(ProtocolError::TooManyFrames { max: limits.max_frames_per_message });
+            }
+        }
+        // Checked above against limits that are far below usize::MAX on 64-bit targets; on smaller
+        // targets a length that does not fit is simply too large.
+        let Ok(body_len) = usize::try_from(header.len) else {
+            return Err(ProtocolError::FrameTooLarge { len: header.len, max: usize::MAX as u64 });
+        };
+        let available = self.read_buf.len() - header_len;
+        if available < body_len {
+            self.want = body_len - available;
+            return Ok(None);
+        }
+        self.want = 0;
+        self.read_buf.advance(header_len);
+        let body = if body_len == 0 { Bytes::new() } else { self.read_buf.split_to(body_len).freeze() };
+        Ok(Some((header.flags, body)))
+    }
+
+    fn step_frame(&mut self) -> Result<Option<Event>, ConnectionError> {
+        let Some((flags, body)) = self.next_frame()? else {
+            return Ok(None);
+        };
+        // Any frame other than a PING ends the peer's TTL window (libzmq cancels it on every message).
+        self.ttl_deadline = None;
+        if flags.is_command() {
+            let command = Command::decode(body)?;
+            if self.state == State::Handshake {
+                return self.handle_handshake_command(command);
+            }
+            return self.handle_command(command);
+        }
+        self.partial_bytes += body.len() as u64;
+        self.partial.push(body);
+        if flags.has_more() {
+            return Ok(None);
+        }
+        self.partial_bytes = 0;
+        let frames = std::mem::take(&mut self.partial);
+        self.stats.messages_received += 1;
+        if self.config.socket_type.accepts_subscriptions() && frames.len() == 1 {
+            // RFC 23 (3.0): a subscription is a message whose first octet is 1 (subscribe) or 0 (cancel).
+            // libzmq accepts this form from 3.1 peers too (A-S1), and so do we.
+            let first = &frames[0];
+            match first.first() {
+                Some(1) => return Ok(Some(Event::Subscribe(first.slice(1..)))),
+                Some(0) => return Ok(Some(Event::Cancel(first.slice(1..)))),
+                _ => {}
+            }
+        }
+        Ok(Some(Event::Message(Msg::from(frames))))
+    }
+
+    fn handle_handshake_command(&mut self, command: Command) -> Result<Option<Event>, ConnectionError> {
+        let mut out = Vec::new();
+        let status = self.mechanism.handle_command(command, &self.local_metadata, &mut out);
+        for cmd in &out {
+            self.queue_command(cmd);
+        }
+        match status? {
+            HandshakeStatus::InProgress => Ok(None),
+            HandshakeStatus::Complete(metadata) => self.complete_handshake(metadata).map(Some),
+        }
+    }
+
+    fn complete_handshake(&mut self, metadata: Metadata) -> Result<Event, ConnectionError> {
+        let ours = self.config.socket_type;
+        // RFC 23: "The peer SHOULD enforce that the other peer is using a valid socket type" and
+        // "SHOULD handle errors by returning an ERROR command, and then disconnecting". A missing
+        // Socket-Type is accepted, as libzmq does.
+        let socket_type = match metadata.socket_type() {
+            Ok(Some(theirs)) if ours.is_compatible_with(theirs) => Some(theirs),
+            Ok(None) => None,
+            Ok(Some(theirs)) => {
+                let theirs = Bytes::from_static(theirs.as_str().as_bytes());
+                return Err(ProtocolError::IncompatibleSocketType { ours, theirs }.into());
+            }
+            Err(theirs) => return Err(ProtocolError::IncompatibleSocketType { ours, theirs }.into()),
+        };
+        // RFC 23: "The identity ... SHALL NOT be longer than 255 octets".
+        if let Some(id) = metadata.identity() {
+            if id.len() > 255 {
+                return Err(ProtocolError::IdentityTooLong { len: id.len() }.into());
+            }
+        }
+        self.state = State::Ready;
+        self.handshake_deadline = None;
+        if let Some(interval) = self.config.heartbeat.interval {
+            if self.version.is_some_and(Version::has_commands_3_1) {
+                self.next_ping = Some(self.last_input + interval);
+            }
+        }
+        let peer = self.peer.get_or_insert_with(|| PeerInfo {
+            version: Version::V3_1,
+            announced_version: Version::V3_1,
+            socket_type: None,
+            metadata: Metadata::new(),
+        });
+        peer.socket_type = socket_type;
+        peer.metadata = metadata;
+        Ok(Event::HandshakeComplete(peer.clone()))
+    }
+
+    fn handle_command(&mut self, command: Command) -> Result<Option<Event>, ConnectionError> {
+        match command {
+            Command::Ping { ttl_deciseconds, context } => {
+                if ttl_deciseconds > 0 {
+                    let ttl = Command::ttl(ttl_deciseconds);
+                    self.ttl_deadline = Some((self.last_input + ttl, ttl));
+                }
+                // At most one PONG is pending: a peer that floods PINGs and never reads cannot grow our
+                // transmit queue (reliability.md A-P7).
+                if self.transmit.sent_offset() >= self.pong_end {
+                    let context = context.slice(..context.len().min(MAX_PING_CONTEXT));
+                    self.queue_command(&Command::Pong { context });
+                    self.pong_end = self.transmit.end_offset();
+                    self.stats.pongs_sent += 1;
+                } else {
+                    self.stats.pongs_skipped += 1;
+                }
+                Ok(None)
+            }
+            Command::Pong { .. } => Ok(None),
+            Command::Subscribe(topic) | Command::Cancel(topic)
+                if !self.config.socket_type.accepts_subscriptions() =>
+            {
+                // libzmq delivered `\tSUBSCRIBEfoo` as data to a ROUTER (A-C7); we drop it.
+                let _ = topic;
+                self.stats.subscriptions_dropped += 1;
+                Ok(None)
+            }
+            Command::Subscribe(topic) => Ok(Some(Event::Subscribe(topic))),
+            Command::Cancel(topic) => Ok(Some(Event::Cancel(topic))),
+            // RFC 23: "The peer SHALL treat an incoming ERROR command as fatal".
+            Command::Error { reason } => Err(ConnectionError::PeerError { reason }),
+            // A second READY, a mechanism command after the handshake, or an unknown command: ignored,
+            // as libzmq does (A-H14, A-C1, A-C6).
+            Command::Ready(_) | Command::Other { .. } => {
+                self.stats.commands_ignored += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    fn send_ping(&mut self, now: Instant) {
+        // Only at a message boundary: we queue whole messages, so between two calls is always one.
+        if self.transmit.sent_offset() >= self.ping_end {
+            let ping = Command::Ping {
+                ttl_deciseconds: self.config.heartbeat.ttl_deciseconds(),
+                context: Bytes::new(),
+            };
+            self.queue_command(&ping);
+            self.ping_end = self.transmit.end_offset();
+            self.stats.pings_sent += 1;
+        }
+        if self.pong_deadline.is_none() {
+            if let Some(timeout) = self.config.heartbeat.effective_timeout() {
+                self.pong_deadline = Some(now + timeout);
+            }
+        }
+    }
+}
