@@ -96,6 +96,16 @@ pub struct Stats {
     pub pings_sent: u64,
 }
 
+/// What one decoding step produced.
+enum Step {
+    /// An event to report.
+    Event(Event),
+    /// Progress without an event (a command handled, a frame of a multipart message buffered).
+    Continue,
+    /// The buffered bytes hold no complete unit.
+    NeedInput,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Waiting for the peer's greeting.
@@ -272,16 +282,13 @@ impl Connection {
                 State::Handshake | State::Ready => self.step_frame(),
             };
             match step {
-                Ok(Some(ev)) => return Some(ev),
-                Ok(None) if self.needs_input() => {
-                    if self.eof {
-                        let mid_message = !self.partial.is_empty() || !self.read_buf.is_empty();
-                        self.fail(ConnectionError::PeerClosed { mid_message });
-                        continue;
-                    }
-                    return None;
+                Ok(Step::Event(ev)) => return Some(ev),
+                Ok(Step::Continue) => {}
+                Ok(Step::NeedInput) if self.eof => {
+                    let mid_message = !self.partial.is_empty() || !self.read_buf.is_empty();
+                    self.fail(ConnectionError::PeerClosed { mid_message });
                 }
-                Ok(None) => continue,
+                Ok(Step::NeedInput) => return None,
                 Err(e) => self.fail(e),
             }
         }
@@ -405,20 +412,6 @@ impl Connection {
 
     // ----- internals -----
 
-    fn needs_input(&self) -> bool {
-        // `step_*` returned Ok(None): either it needs more bytes, or it changed state and wants to be
-        // called again. The latter never leaves bytes undecodable, so ask the decoder directly.
-        match self.state {
-            State::Greeting => true,
-            State::Handshake | State::Ready => match FrameHeader::decode(&self.read_buf) {
-                Ok(Some((h, n))) => (self.read_buf.len() as u64) < n as u64 + h.len,
-                Ok(None) => true,
-                Err(_) => false,
-            },
-            State::Closed => true,
-        }
-    }
-
     fn note_traffic(&mut self, now: Instant) {
         // RFC 37: "SHOULD treat any incoming traffic (not just a PONG reply) as a sign of life"; partial
         // frames count too (a slow large frame is still traffic).
@@ -451,9 +444,9 @@ impl Connection {
         self.transmit.write_with(cmd.encoded_len(), |b| cmd.encode(b));
     }
 
-    fn step_greeting(&mut self) -> Result<Option<Event>, ConnectionError> {
+    fn step_greeting(&mut self) -> Result<Step, ConnectionError> {
         let Some(greeting) = Greeting::decode(&self.read_buf)? else {
-            return Ok(None);
+            return Ok(Step::NeedInput);
         };
         self.read_buf.advance(greeting.encoded_len());
         // RFC 23: "If the mechanism that the peer received does not exactly match the mechanism it
@@ -479,7 +472,7 @@ impl Connection {
         for cmd in &out {
             self.queue_command(cmd);
         }
-        Ok(None)
+        Ok(Step::Continue)
     }
 
     /// Decodes the frame at the front of the read buffer, checking every limit against its header
@@ -527,9 +520,9 @@ impl Connection {
         Ok(Some((header.flags, body)))
     }
 
-    fn step_frame(&mut self) -> Result<Option<Event>, ConnectionError> {
+    fn step_frame(&mut self) -> Result<Step, ConnectionError> {
         let Some((flags, body)) = self.next_frame()? else {
-            return Ok(None);
+            return Ok(Step::NeedInput);
         };
         // Any frame other than a PING ends the peer's TTL window (libzmq cancels it on every message).
         self.ttl_deadline = None;
@@ -543,7 +536,7 @@ impl Connection {
         self.partial_bytes += body.len() as u64;
         self.partial.push(body);
         if flags.has_more() {
-            return Ok(None);
+            return Ok(Step::Continue);
         }
         self.partial_bytes = 0;
         let frames = std::mem::take(&mut self.partial);
@@ -553,23 +546,23 @@ impl Connection {
             // libzmq accepts this form from 3.1 peers too (A-S1), and so do we.
             let first = &frames[0];
             match first.first() {
-                Some(1) => return Ok(Some(Event::Subscribe(first.slice(1..)))),
-                Some(0) => return Ok(Some(Event::Cancel(first.slice(1..)))),
+                Some(1) => return Ok(Step::Event(Event::Subscribe(first.slice(1..)))),
+                Some(0) => return Ok(Step::Event(Event::Cancel(first.slice(1..)))),
                 _ => {}
             }
         }
-        Ok(Some(Event::Message(Msg::from(frames))))
+        Ok(Step::Event(Event::Message(Msg::from(frames))))
     }
 
-    fn handle_handshake_command(&mut self, command: Command) -> Result<Option<Event>, ConnectionError> {
+    fn handle_handshake_command(&mut self, command: Command) -> Result<Step, ConnectionError> {
         let mut out = Vec::new();
         let status = self.mechanism.handle_command(command, &self.local_metadata, &mut out);
         for cmd in &out {
             self.queue_command(cmd);
         }
         match status? {
-            HandshakeStatus::InProgress => Ok(None),
-            HandshakeStatus::Complete(metadata) => self.complete_handshake(metadata).map(Some),
+            HandshakeStatus::InProgress => Ok(Step::Continue),
+            HandshakeStatus::Complete(metadata) => self.complete_handshake(metadata).map(Step::Event),
         }
     }
 
@@ -611,7 +604,7 @@ impl Connection {
         Ok(Event::HandshakeComplete(peer.clone()))
     }
 
-    fn handle_command(&mut self, command: Command) -> Result<Option<Event>, ConnectionError> {
+    fn handle_command(&mut self, command: Command) -> Result<Step, ConnectionError> {
         match command {
             Command::Ping { ttl_deciseconds, context } => {
                 if ttl_deciseconds > 0 {
@@ -628,26 +621,26 @@ impl Connection {
                 } else {
                     self.stats.pongs_skipped += 1;
                 }
-                Ok(None)
+                Ok(Step::Continue)
             }
-            Command::Pong { .. } => Ok(None),
+            Command::Pong { .. } => Ok(Step::Continue),
             Command::Subscribe(topic) | Command::Cancel(topic)
                 if !self.config.socket_type.accepts_subscriptions() =>
             {
                 // libzmq delivered `\tSUBSCRIBEfoo` as data to a ROUTER (A-C7); we drop it.
                 let _ = topic;
                 self.stats.subscriptions_dropped += 1;
-                Ok(None)
+                Ok(Step::Continue)
             }
-            Command::Subscribe(topic) => Ok(Some(Event::Subscribe(topic))),
-            Command::Cancel(topic) => Ok(Some(Event::Cancel(topic))),
+            Command::Subscribe(topic) => Ok(Step::Event(Event::Subscribe(topic))),
+            Command::Cancel(topic) => Ok(Step::Event(Event::Cancel(topic))),
             // RFC 23: "The peer SHALL treat an incoming ERROR command as fatal".
             Command::Error { reason } => Err(ConnectionError::PeerError { reason }),
             // A second READY, a mechanism command after the handshake, or an unknown command: ignored,
             // as libzmq does (A-H14, A-C1, A-C6).
             Command::Ready(_) | Command::Other { .. } => {
                 self.stats.commands_ignored += 1;
-                Ok(None)
+                Ok(Step::Continue)
             }
         }
     }
