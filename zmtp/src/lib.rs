@@ -40,6 +40,8 @@
 //! }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod message;
 pub mod proto;
 
