@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, unit/golden/property/interop tests, and a short
+# fuzzing run of every target in fuzz/fuzz_targets/. Non-interactive; works from any directory.
+#
+# Environment:
+#   FUZZ_SECONDS  seconds of fuzzing per target (default 30; 0 skips fuzzing)
+#   ZMTP_PYTHON   python with pyzmq for the interop tests (default: the .venv made by
+#                 scripts/ensure-pyzmq.sh)
+#
+# Installs when missing: pyzmq into .venv, cargo-fuzz (cargo install), the nightly toolchain (rustup).
+set -euo pipefail
+
+export CI=true
+exec </dev/null
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+if ! [[ "$FUZZ_SECONDS" =~ ^[0-9]+$ ]]; then
+    echo "test-all: FUZZ_SECONDS must be a whole number of seconds, got '$FUZZ_SECONDS'" >&2
+    exit 2
+fi
+
+started=$SECONDS
+section() {
+    printf '\n==== %s (t+%ss) ====\n' "$*" "$((SECONDS - started))"
+}
+
+section "1/4 pyzmq (reference peer for the interop tests)"
+ZMTP_PYTHON="$(scripts/ensure-pyzmq.sh)"
+export ZMTP_PYTHON
+echo "ZMTP_PYTHON=$ZMTP_PYTHON"
+
+section "2/4 cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
+
+section "3/4 cargo test --workspace (unit, golden, property, interop)"
+cargo test --workspace
+
+if [[ "$FUZZ_SECONDS" == 0 ]]; then
+    section "4/4 fuzzing skipped (FUZZ_SECONDS=0)"
+    echo "test-all: all steps passed (fuzzing skipped)"
+    exit 0
+fi
+
+section "4/4 fuzzing: ${FUZZ_SECONDS}s per target"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "test-all: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+fi
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "test-all: installing the nightly toolchain"
+    rustup toolchain install nightly --profile minimal
+fi
+
+targets=()
+for f in fuzz/fuzz_targets/*.rs; do
+    targets+=("$(basename "$f" .rs)")
+done
+echo "targets: ${targets[*]}"
+
+# Built once up front (release, debug assertions, AddressSanitizer), so the time below is fuzzing.
+fuzz_flags=(--debug-assertions)
+cargo +nightly fuzz build "${fuzz_flags[@]}"
+
+max_len_for() {
+    case "$1" in
+        greeting) echo 128 ;;
+        command | metadata) echo 8192 ;;
+        *) echo 65536 ;;
+    esac
+}
+
+log_dir="fuzz/target/test-all-logs"
+mkdir -p "$log_dir"
+failed=()
+passed=0
+summary=()
+for t in "${targets[@]}"; do
+    echo
+    echo "---- fuzz target: $t ----"
+    corpus="fuzz/corpus/$t"
+    mkdir -p "$corpus" "fuzz/artifacts/$t"
+    if [[ -d "fuzz/seeds/$t" ]]; then
+        cp -n fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true
+    fi
+    log="$log_dir/$t.log"
+    if cargo +nightly fuzz run "${fuzz_flags[@]}" "$t" "$corpus" -- \
+        -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len="$(max_len_for "$t")" \
+        -timeout=20 -print_final_stats=1 >"$log" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed+=("$t")
+        echo "FAILED: $t (full log: $log). Crash report:"
+        grep -n -m1 -E 'panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY' "$log" || true
+        awk '/panicked at|==ERROR|ERROR: libFuzzer/{p=1} p{print; if (++n >= 40) exit}' "$log"
+        grep -E 'Test unit written to|^Base64:' "$log" || true
+        for a in $(grep -oE 'Test unit written to \S+' "$log" | awk '{print $5}'); do
+            if [[ -f "$a" ]] && [[ "$(wc -c <"$a")" -le 4096 ]]; then
+                echo "input (hex): $(od -An -v -tx1 "$a" | tr -d ' \n')"
+            fi
+        done
+        echo "reproduce: cargo +nightly fuzz run ${fuzz_flags[*]} $t <artifact above>"
+    fi
+    # libFuzzer's closing lines: '#N DONE cov: ... exec/s: ...' and 'Done N runs in S second(s)'.
+    grep -E '^#[0-9]+[[:space:]]+DONE|^Done [0-9]+ runs' "$log" || true
+    done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n1 || true)"
+    summary+=("$(printf '%-16s %s' "$t" "${done_line:-no DONE line (crashed or did not start)}")")
+done
+
+section "fuzzing summary"
+printf '%s\n' "${summary[@]}"
+echo "fuzz: ${passed} passed, ${#failed[@]} failed"
+if ((${#failed[@]} > 0)); then
+    echo "test-all: fuzz targets failed: ${failed[*]} (artifacts in fuzz/artifacts/<target>/)" >&2
+    exit 1
+fi
+echo "test-all: all steps passed in $((SECONDS - started))s"
