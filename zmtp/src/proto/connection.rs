@@ -131,6 +131,8 @@ pub struct Connection {
     transmit: TransmitQueue,
     events: VecDeque<Event>,
     version: Option<Version>,
+    /// The version in the peer's greeting.
+    announced_version: Option<Version>,
     peer: Option<PeerInfo>,
     /// Frames of the message being received.
     partial: Vec<Bytes>,
@@ -182,6 +184,7 @@ impl Connection {
             transmit,
             events: VecDeque::new(),
             version: None,
+            announced_version: None,
             peer: None,
             partial: Vec::new(),
             partial_bytes: 0,
@@ -207,13 +210,22 @@ impl Connection {
         self.note_traffic(now);
     }
 
-    /// The read buffer, with room reserved for the next read: read straight into it (no copy), then
-    /// call [`Connection::handle_read`]. The reservation is bounded (8 KiB to 256 KiB): an announced
-    /// frame length never makes it allocate ahead of the bytes.
+    /// The read buffer, with room for the next read: read straight into it (no copy), then call
+    /// [`Connection::handle_read`].
+    ///
+    /// Room is added only when little is left (under 1 KiB), or when a frame being received needs more
+    /// than what is left. Each addition is 8 KiB to 256 KiB, sized by what is being received (the rest
+    /// of the current frame, the multipart message so far), never by the announced length alone. So an
+    /// announced length never allocates ahead of its bytes, small frames delivered one per read share
+    /// one block instead of each pinning a fresh one (frames are zero-copy slices of it), and a long
+    /// multipart message wastes little at block boundaries.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
-        let hint = self.want.clamp(MIN_READ, MAX_READ);
-        if self.read_buf.capacity() - self.read_buf.len() < hint {
-            self.read_buf.reserve(hint);
+        const LOW_WATER: usize = 1024;
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        let block =
+            self.want.max(usize::try_from(self.partial_bytes).unwrap_or(MAX_READ)).clamp(MIN_READ, MAX_READ);
+        if spare < LOW_WATER || (self.want > spare && spare < MIN_READ) {
+            self.read_buf.reserve(block);
         }
         &mut self.read_buf
     }
@@ -285,8 +297,13 @@ impl Connection {
                 Ok(Step::Event(ev)) => return Some(ev),
                 Ok(Step::Continue) => {}
                 Ok(Step::NeedInput) if self.eof => {
-                    let mid_message = !self.partial.is_empty() || !self.read_buf.is_empty();
-                    self.fail(ConnectionError::PeerClosed { mid_message });
+                    let error = if self.state == State::Ready {
+                        let mid_message = !self.partial.is_empty() || !self.read_buf.is_empty();
+                        ConnectionError::PeerClosed { mid_message }
+                    } else {
+                        ConnectionError::PeerClosedDuringHandshake
+                    };
+                    self.fail(error);
                 }
                 Ok(Step::NeedInput) => return None,
                 Err(e) => self.fail(e),
@@ -460,12 +477,7 @@ impl Connection {
         }
         self.mechanism.check_peer_as_server(greeting.as_server)?;
         self.version = Some(Version::negotiate(self.config.version, greeting.version));
-        self.peer = Some(PeerInfo {
-            version: Version::negotiate(self.config.version, greeting.version),
-            announced_version: greeting.version,
-            socket_type: None,
-            metadata: Metadata::new(),
-        });
+        self.announced_version = Some(greeting.version);
         self.state = State::Handshake;
         let mut out = Vec::new();
         self.mechanism.start(&self.local_metadata, &mut out);
@@ -527,6 +539,11 @@ impl Connection {
         // Any frame other than a PING ends the peer's TTL window (libzmq cancels it on every message).
         self.ttl_deadline = None;
         if flags.is_command() {
+            // A second READY is ignored without being parsed, as libzmq does (A-H14).
+            if self.state == State::Ready && body.get(..6) == Some(b"\x05READY") {
+                self.stats.commands_ignored += 1;
+                return Ok(Step::Continue);
+            }
             let command = Command::decode(body)?;
             if self.state == State::Handshake {
                 return self.handle_handshake_command(command);
@@ -593,15 +610,16 @@ impl Connection {
                 self.next_ping = Some(self.last_input + interval);
             }
         }
-        let peer = self.peer.get_or_insert_with(|| PeerInfo {
-            version: Version::V3_1,
-            announced_version: Version::V3_1,
-            socket_type: None,
-            metadata: Metadata::new(),
-        });
-        peer.socket_type = socket_type;
-        peer.metadata = metadata;
-        Ok(Event::HandshakeComplete(peer.clone()))
+        // The greeting step set both versions before the handshake could start.
+        let version = self.version.unwrap_or(self.config.version);
+        let peer = PeerInfo {
+            version,
+            announced_version: self.announced_version.unwrap_or(version),
+            socket_type,
+            metadata,
+        };
+        self.peer = Some(peer.clone());
+        Ok(Event::HandshakeComplete(peer))
     }
 
     fn handle_command(&mut self, command: Command) -> Result<Step, ConnectionError> {

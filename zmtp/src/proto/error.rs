@@ -197,6 +197,9 @@ pub enum ConnectionError {
         /// Whether a partially received message was discarded.
         mid_message: bool,
     },
+    /// The peer closed the connection before the handshake completed.
+    #[error("peer closed the connection before the handshake completed")]
+    PeerClosedDuringHandshake,
     /// The application closed the connection.
     #[error("closed locally")]
     LocallyClosed,
