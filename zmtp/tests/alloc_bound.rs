@@ -161,3 +161,32 @@ proptest! {
         prop_assert!(peak <= BASELINE + 3 * input.len(), "peak {} for {} bytes", peak, input.len());
     }
 }
+
+#[test]
+fn read_buffer_reserves_by_bytes_arrived_not_by_the_announced_length() {
+    // Found by the connection_full fuzzer: a header announcing a large frame made `read_buffer()`
+    // reserve 256 KiB at once. The reservation now follows what has arrived.
+    let now = Instant::now();
+    let mut conn = Connection::new(ConnectionConfig::new(SocketType::Router), now);
+    let mut input = handshake_bytes();
+    FrameHeader::data(32 << 20, false).encode(&mut input);
+    conn.handle_input(now, &input);
+    while conn.poll_event().is_some() {}
+    let before = conn.read_buffer().capacity();
+    assert!(before <= 16 * 1024, "reserved {before} bytes for a 9-byte header");
+    // As the body arrives the buffer grows geometrically, bounded by what arrived.
+    let mut received = 0usize;
+    while received < 4 << 20 {
+        let buf = conn.read_buffer();
+        let n = buf.capacity() - buf.len();
+        assert!(
+            buf.capacity() <= 2 * (received + 9) + 300 * 1024,
+            "capacity {} at {received}",
+            buf.capacity()
+        );
+        buf.extend(std::iter::repeat_n(0u8, n));
+        conn.handle_read(now, n);
+        received += n;
+        assert_eq!(conn.poll_event(), None);
+    }
+}

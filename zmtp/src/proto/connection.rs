@@ -214,16 +214,16 @@ impl Connection {
     /// [`Connection::handle_read`].
     ///
     /// Room is added only when little is left (under 1 KiB), or when a frame being received needs more
-    /// than what is left. Each addition is 8 KiB to 256 KiB, sized by what is being received (the rest
-    /// of the current frame, the multipart message so far), never by the announced length alone. So an
-    /// announced length never allocates ahead of its bytes, small frames delivered one per read share
-    /// one block instead of each pinning a fresh one (frames are zero-copy slices of it), and a long
-    /// multipart message wastes little at block boundaries.
+    /// than what is left. Each addition is 8 KiB to 256 KiB and never more than what has already
+    /// arrived of the frame or message being received: an announced length alone never allocates
+    /// ahead of its bytes, and a large frame's buffer grows geometrically as its bytes arrive. Small
+    /// frames delivered one per read share one block instead of each pinning a fresh one (frames are
+    /// zero-copy slices of it), and a long multipart message wastes little at block boundaries.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
         const LOW_WATER: usize = 1024;
         let spare = self.read_buf.capacity() - self.read_buf.len();
-        let block =
-            self.want.max(usize::try_from(self.partial_bytes).unwrap_or(MAX_READ)).clamp(MIN_READ, MAX_READ);
+        let arrived = self.read_buf.len().max(usize::try_from(self.partial_bytes).unwrap_or(MAX_READ));
+        let block = arrived.clamp(MIN_READ, MAX_READ);
         if spare < LOW_WATER || (self.want > spare && spare < MIN_READ) {
             self.read_buf.reserve(block);
         }
