@@ -65,9 +65,14 @@ impl HeartbeatConfig {
         self.ttl.map_or(0, |t| u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX))
     }
 
-    /// The effective timeout after a PING.
+    /// The interval, if heartbeats are on (`None` or zero means off, as libzmq's 0).
+    pub fn active_interval(&self) -> Option<Duration> {
+        self.interval.filter(|d| !d.is_zero())
+    }
+
+    /// The effective timeout after a PING (zero or `None`: the interval).
     pub fn effective_timeout(&self) -> Option<Duration> {
-        self.timeout.or(self.interval)
+        self.timeout.filter(|d| !d.is_zero()).or(self.active_interval())
     }
 }
 
@@ -90,7 +95,7 @@ pub struct ConnectionConfig {
     /// Heartbeat settings.
     pub heartbeat: HeartbeatConfig,
     /// Close if the handshake has not completed this long after the connection started (libzmq's
-    /// `HANDSHAKE_IVL`, default 30 s; `None`: never).
+    /// `HANDSHAKE_IVL`, default 30 s; `None` or zero: never).
     pub handshake_timeout: Option<Duration>,
     /// Bodies at most this long are copied next to their frame header rather than queued as their own
     /// chunk (default 0: never copy).

@@ -96,6 +96,12 @@ pub struct Stats {
     pub pings_sent: u64,
 }
 
+/// `now + after`, or `None` (never) when there is no duration, it is zero (libzmq's "0 = off"), or
+/// the sum does not fit in an `Instant`.
+fn deadline(now: Instant, after: Option<Duration>) -> Option<Instant> {
+    after.filter(|d| !d.is_zero()).and_then(|d| now.checked_add(d))
+}
+
 /// What one decoding step produced.
 enum Step {
     /// An event to report.
@@ -175,7 +181,7 @@ impl Connection {
         transmit.write_with(greeting.encoded_len(), |b| greeting.encode(b));
         Connection {
             local_metadata: config.local_metadata(),
-            handshake_deadline: config.handshake_timeout.map(|t| now + t),
+            handshake_deadline: deadline(now, config.handshake_timeout),
             config,
             mechanism,
             state: State::Greeting,
@@ -272,10 +278,10 @@ impl Connection {
             let t = self.config.heartbeat.effective_timeout().unwrap_or_default();
             return self.fail(ConnectionError::HeartbeatTimeout(t));
         }
-        if let (Some(due), Some(interval)) = (self.next_ping, self.config.heartbeat.interval) {
+        if let (Some(due), Some(interval)) = (self.next_ping, self.config.heartbeat.active_interval()) {
             if due <= now {
                 self.send_ping(now);
-                self.next_ping = Some(now + interval);
+                self.next_ping = deadline(now, Some(interval));
             }
         }
     }
@@ -605,10 +611,8 @@ impl Connection {
         }
         self.state = State::Ready;
         self.handshake_deadline = None;
-        if let Some(interval) = self.config.heartbeat.interval {
-            if self.version.is_some_and(Version::has_commands_3_1) {
-                self.next_ping = Some(self.last_input + interval);
-            }
+        if self.version.is_some_and(Version::has_commands_3_1) {
+            self.next_ping = deadline(self.last_input, self.config.heartbeat.active_interval());
         }
         // The greeting step set both versions before the handshake could start.
         let version = self.version.unwrap_or(self.config.version);
@@ -627,7 +631,7 @@ impl Connection {
             Command::Ping { ttl_deciseconds, context } => {
                 if ttl_deciseconds > 0 {
                     let ttl = Command::ttl(ttl_deciseconds);
-                    self.ttl_deadline = Some((self.last_input + ttl, ttl));
+                    self.ttl_deadline = deadline(self.last_input, Some(ttl)).map(|d| (d, ttl));
                 }
                 // At most one PONG is pending: a peer that floods PINGs and never reads cannot grow our
                 // transmit queue (reliability.md A-P7).
@@ -675,9 +679,72 @@ impl Connection {
             self.stats.pings_sent += 1;
         }
         if self.pong_deadline.is_none() {
-            if let Some(timeout) = self.config.heartbeat.effective_timeout() {
-                self.pong_deadline = Some(now + timeout);
-            }
+            self.pong_deadline = deadline(now, self.config.heartbeat.effective_timeout());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::config::HeartbeatConfig;
+
+    fn handshaked(config: ConnectionConfig, now: Instant) -> Connection {
+        let mut peer = Connection::new(ConnectionConfig::new(SocketType::Router), now);
+        let mut conn = Connection::new(config, now);
+        for _ in 0..3 {
+            let a = conn.take_transmit();
+            let b = peer.take_transmit();
+            peer.handle_input(now, &a);
+            conn.handle_input(now, &b);
+            while conn.poll_event().is_some() {}
+            while peer.poll_event().is_some() {}
+        }
+        assert!(conn.is_ready());
+        conn
+    }
+
+    #[test]
+    fn huge_timeouts_never_overflow_the_clock() {
+        let now = Instant::now();
+        let heartbeat = HeartbeatConfig {
+            interval: Some(Duration::MAX),
+            timeout: Some(Duration::MAX),
+            ttl: Some(Duration::MAX),
+        };
+        let config = ConnectionConfig::new(SocketType::Dealer)
+            .handshake_timeout(Some(Duration::MAX))
+            .heartbeat(heartbeat);
+        let mut conn = handshaked(config, now);
+        assert_eq!(conn.poll_timeout(), None);
+        conn.handle_timeout(now + Duration::from_secs(1 << 30));
+        assert!(conn.is_ready());
+        // A TTL far in the future from the peer is fine too.
+        conn.handle_input(now, b"\x04\x07\x04PING\xff\xff");
+        assert_eq!(conn.poll_event(), None);
+        assert_eq!(conn.poll_timeout(), Some(now + Duration::from_millis(6_553_500)));
+    }
+
+    #[test]
+    fn zero_durations_mean_off_as_in_libzmq() {
+        let now = Instant::now();
+        let heartbeat = HeartbeatConfig { interval: Some(Duration::ZERO), timeout: None, ttl: None };
+        let config = ConnectionConfig::new(SocketType::Dealer)
+            .handshake_timeout(Some(Duration::ZERO))
+            .heartbeat(heartbeat);
+        assert_eq!(Connection::new(config.clone(), now).poll_timeout(), None);
+        let conn = handshaked(config, now);
+        assert_eq!(conn.poll_timeout(), None);
+    }
+
+    #[test]
+    fn peer_info_appears_only_with_the_handshake() {
+        let now = Instant::now();
+        let mut conn = Connection::new(ConnectionConfig::new(SocketType::Dealer), now);
+        let mut peer = Connection::new(ConnectionConfig::new(SocketType::Router), now);
+        conn.handle_input(now, &peer.take_transmit()[..64]);
+        assert_eq!(conn.poll_event(), None);
+        assert_eq!(conn.version(), Some(Version::V3_1));
+        assert!(conn.peer().is_none());
     }
 }
