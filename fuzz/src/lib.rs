@@ -44,7 +44,13 @@ impl Rng {
 /// A 64-octet NULL greeting as a peer announcing `version` would send it.
 pub fn greeting(version: Version) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    Greeting { version, mechanism: MechanismName::NULL, as_server: false, padding_hint: 1 }.encode(&mut out);
+    Greeting {
+        version,
+        mechanism: MechanismName::NULL,
+        as_server: false,
+        padding: zmtp::proto::greeting::PAD_1,
+    }
+    .encode(&mut out);
     out
 }
 

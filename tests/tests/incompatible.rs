@@ -28,7 +28,7 @@ fn expect_refused(d: &mut Driver<Stream>, ours: SocketType, theirs: &'static [u8
     assert!(matches!(sent.first(), Some(Command::Ready(_))), "{sent:?}");
     assert_eq!(
         sent.last(),
-        Some(&Command::Error { reason: Bytes::from_static(b"Invalid socket type") }),
+        Some(&Command::Error { reason: Bytes::from_static(b"Invalid-socket-type") }),
         "we must send ERROR before closing"
     );
     // Nothing else happens on a closed connection.

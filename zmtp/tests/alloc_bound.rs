@@ -62,8 +62,13 @@ fn peak_growth(f: impl FnOnce()) -> usize {
 
 fn handshake_bytes() -> Vec<u8> {
     let mut v = Vec::new();
-    Greeting { version: Version::V3_1, mechanism: MechanismName::NULL, as_server: false, padding_hint: 1 }
-        .encode(&mut v);
+    Greeting {
+        version: Version::V3_1,
+        mechanism: MechanismName::NULL,
+        as_server: false,
+        padding: zmtp::proto::greeting::PAD_1,
+    }
+    .encode(&mut v);
     let mut md = Metadata::new();
     md.insert("Socket-Type", "DEALER");
     Command::Ready(md).encode(&mut v);

@@ -221,7 +221,10 @@ fn decodes_libzmq_ping_and_answers_pings_like_libzmq() {
     conn.handle_input(now, &g("ping_ttl_1500"));
     assert_eq!(conn.poll_event(), None);
     assert_eq!(conn.take_transmit(), g("pong_empty"));
-    // libzmq's PING asked us to hang up 1.5 s after it unless more traffic arrives.
+    // libzmq's PING asked us to hang up 1.5 s after it unless more traffic arrives; the TTL is armed
+    // by the `handle_timeout` call that `poll_timeout` asks for at once.
+    assert_eq!(conn.poll_timeout(), Some(now));
+    conn.handle_timeout(now);
     assert_eq!(conn.poll_timeout(), Some(now + Duration::from_millis(1500)));
 
     for (ping, pong) in [

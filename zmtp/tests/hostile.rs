@@ -178,14 +178,14 @@ fn error_cmd(reason: &[u8]) -> Vec<u8> {
     cmd(&named(b"ERROR", &cat(&[&[reason.len() as u8], reason])))
 }
 
-/// The ERROR we send when we reject a peer's socket type: `04 1a 05 "ERROR" 13 "Invalid socket type"`.
+/// The ERROR we send when we reject a peer's socket type: `04 1a 05 "ERROR" 13 "Invalid-socket-type"`.
 fn error_invalid_socket_type() -> Vec<u8> {
-    h(r#"04 1a 05 "ERROR" 13 "Invalid socket type""#)
+    h(r#"04 1a 05 "ERROR" 13 "Invalid-socket-type""#)
 }
 
-/// The ERROR we send for malformed metadata: `04 19 05 "ERROR" 12 "Malformed metadata"`.
+/// The ERROR we send for malformed metadata: `04 19 05 "ERROR" 12 "Malformed-metadata"`.
 fn error_malformed_metadata() -> Vec<u8> {
-    h(r#"04 19 05 "ERROR" 12 "Malformed metadata""#)
+    h(r#"04 19 05 "ERROR" 12 "Malformed-metadata""#)
 }
 
 /// `SUBSCRIBE` (3.1 command form).
@@ -817,7 +817,7 @@ fn closes_on_misspelled_or_malformed_ready_names() {
 }
 
 /// Scenario shared by the malformed-READY cases: a ROUTER gets `G` + `ready_cmd` and must close with
-/// `e` and answer with ERROR "Malformed metadata".
+/// `e` and answer with ERROR "Malformed-metadata".
 fn closes_on_malformed_ready(ready_cmd: &[u8], e: ProtocolError) {
     let (events, sent) = after_greeting(ready_cmd);
     assert_eq!(events, closed(e));
@@ -897,7 +897,7 @@ fn closes_on_a_stray_byte_after_the_ready_properties() {
     );
 }
 
-/// A-H7: a duplicate `Socket-Type` (DEALER, then PUB) closes with ERROR "Malformed metadata"; names
+/// A-H7: a duplicate `Socket-Type` (DEALER, then PUB) closes with ERROR "Malformed-metadata"; names
 /// compare case-insensitively, so `socket-type` duplicates `Socket-Type` too.
 #[test]
 fn closes_on_a_duplicate_socket_type_property() {
@@ -945,7 +945,7 @@ fn compares_socket_type_values_case_sensitively_and_names_case_insensitively() {
 }
 
 /// A-H10: every pairing the RFC 23 table forbids (PUB→ROUTER, SUB→SUB, PAIR→DEALER, PUSH→PUSH…), an
-/// unknown `FOO` and an empty value: we send `ERROR "Invalid socket type"` after our READY, then close;
+/// unknown `FOO` and an empty value: we send `ERROR "Invalid-socket-type"` after our READY, then close;
 /// the peer never becomes ready (sends are refused). Every allowed pairing completes.
 #[test]
 fn sends_error_and_closes_for_every_incompatible_socket_type_pair() {
@@ -992,7 +992,7 @@ fn sends_error_and_closes_for_every_incompatible_socket_type_pair() {
 }
 
 /// A-H11: a zero-length property name is rejected (RFC 23: "Zero-sized names are not valid"; libzmq
-/// accepts it — documented difference): close with ERROR "Malformed metadata".
+/// accepts it — documented difference): close with ERROR "Malformed-metadata".
 #[test]
 fn closes_on_a_zero_length_property_name() {
     closes_on_malformed_ready(
@@ -1073,7 +1073,7 @@ fn closes_on_ready_with_more_than_256_properties() {
 }
 
 /// A-H13 (sans-IO part): identities of 0 and 255 octets are accepted, 256 octets closes with ERROR
-/// "Invalid identity". Chosen: an identity starting with `00` is accepted, but `routing_id()` is
+/// "Invalid-identity". Chosen: an identity starting with `00` is accepted, but `routing_id()` is
 /// `None` for it (as for an empty one), so the ROUTER generates an id and a peer can never take a
 /// generated one. (Duplicate identities are a socket-level matter.) Our own identity may not start
 /// with `00` nor exceed 255 octets.
@@ -1103,7 +1103,7 @@ fn checks_identity_length_and_hides_reserved_identities_from_routing() {
     assert_eq!(events, closed(ProtocolError::IdentityTooLong { len: 256 }));
     assert_bytes(
         &c.take_transmit(),
-        &cat(&[&G, &our_ready(SocketType::Router), &h(r#"04 17 05 "ERROR" 10 "Invalid identity""#)]),
+        &cat(&[&G, &our_ready(SocketType::Router), &h(r#"04 17 05 "ERROR" 10 "Invalid-identity""#)]),
     );
     assert_eq!(ProtocolError::IdentityTooLong { len: 256 }.to_string(), "identity of 256 bytes exceeds 255");
 
@@ -1839,14 +1839,18 @@ fn closes_on_a_ping_too_short_for_its_ttl_without_reading_past_it() {
     assert_eq!(e.to_string(), "malformed PING command: body too short for the TTL");
 }
 
-/// A-P4: a PING with TTL `00 0a` (1 s) then silence: we close exactly 1 s after the PING arrived
-/// (`PeerTtlExpired`); any traffic before then (a frame, or part of one) cancels the TTL, as libzmq.
+/// A-P4: a PING with TTL `00 0a` (1 s) then silence: we close exactly 1 s after the PING was
+/// processed (`PeerTtlExpired`); any traffic before then (a frame, or part of one) cancels the TTL, as
+/// libzmq. Decoding has no clock, so `poll_timeout` first asks for `handle_timeout` at once (the latest
+/// time it was given), and that call arms the TTL.
 #[test]
 fn closes_when_the_peer_ttl_expires_and_resets_it_on_traffic() {
     let t0 = Instant::now();
     let mut c = ready_conn(SocketType::Dealer, "ROUTER", t0);
     assert_eq!(feed(&mut c, at(t0, 100), &ping(10, b"")), vec![]);
     assert_bytes(&c.take_transmit(), &pong(b""));
+    assert_eq!(c.poll_timeout(), Some(at(t0, 100)));
+    c.handle_timeout(at(t0, 100));
     assert_eq!(c.poll_timeout(), Some(at(t0, 1_100)));
     c.handle_timeout(at(t0, 1_099));
     assert_eq!(drain(&mut c), vec![]);
@@ -1860,6 +1864,7 @@ fn closes_when_the_peer_ttl_expires_and_resets_it_on_traffic() {
     for traffic in [message(&[b"alive"]), h("00 05 61")] {
         let mut c = ready_conn(SocketType::Dealer, "ROUTER", t0);
         assert_eq!(feed(&mut c, at(t0, 100), &ping(10, b"")), vec![]);
+        c.handle_timeout(at(t0, 100));
         assert_eq!(c.poll_timeout(), Some(at(t0, 1_100)));
         feed(&mut c, at(t0, 600), &traffic);
         assert_eq!(c.poll_timeout(), None);
@@ -1875,6 +1880,7 @@ fn computes_the_maximum_ttl_without_overflow() {
     let t0 = Instant::now();
     let mut c = ready_conn(SocketType::Dealer, "ROUTER", t0);
     assert_eq!(feed(&mut c, t0, &ping(0xffff, b"")), vec![]);
+    c.handle_timeout(t0);
     assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_millis(6_553_500)));
     assert_eq!(Command::ttl(0xffff), Duration::from_millis(6_553_500));
 }

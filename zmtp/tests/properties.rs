@@ -15,8 +15,13 @@ use zmtp::Msg;
 /// A valid greeting and READY from a peer of type `peer`.
 fn handshake_bytes(peer: SocketType) -> Vec<u8> {
     let mut v = Vec::new();
-    Greeting { version: Version::V3_1, mechanism: MechanismName::NULL, as_server: false, padding_hint: 1 }
-        .encode(&mut v);
+    Greeting {
+        version: Version::V3_1,
+        mechanism: MechanismName::NULL,
+        as_server: false,
+        padding: zmtp::proto::greeting::PAD_1,
+    }
+    .encode(&mut v);
     let mut md = Metadata::new();
     md.insert("Socket-Type", peer.as_str());
     Command::Ready(md).encode(&mut v);

@@ -51,7 +51,8 @@ pub enum Command {
         /// The echoed context.
         context: Bytes,
     },
-    /// Any other command: its name (1-255 ALPHA octets) and data.
+    /// Any other command: its name (1-255 ALPHA octets; a longer name is cut to 255 when encoding) and
+    /// data.
     Other {
         /// The command name.
         name: Bytes,
@@ -147,7 +148,7 @@ impl Command {
             Command::Pong { context } => context.len(),
             Command::Other { data, .. } => data.len(),
         };
-        1 + self.name().len() + data
+        1 + self.name().len().min(255) + data
     }
 
     /// Total encoded size: frame header plus body.
@@ -160,7 +161,7 @@ impl Command {
     pub fn encode(&self, out: &mut impl BufMut) {
         let body = self.body_len();
         FrameHeader::command(body).encode(out);
-        let name = self.name();
+        let name = &self.name()[..self.name().len().min(255)];
         out.put_u8(name.len() as u8);
         out.put_slice(name);
         match self {

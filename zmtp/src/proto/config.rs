@@ -52,7 +52,7 @@ pub struct HeartbeatConfig {
     /// Send a PING this often once the handshake is done (`HEARTBEAT_IVL`; `None`: never).
     pub interval: Option<Duration>,
     /// Close if nothing arrives this long after a PING we sent (`HEARTBEAT_TIMEOUT`; `None`: the
-    /// interval, as libzmq).
+    /// interval, as libzmq's default; zero: never, as libzmq's 0).
     pub timeout: Option<Duration>,
     /// The TTL we announce in our PINGs (`HEARTBEAT_TTL`; rounded down to tenths of a second, capped at
     /// 6553.5 s). libzmq peers misread TTLs of 65.6 s and more (libzmq #4226): stay below that.
@@ -70,9 +70,14 @@ impl HeartbeatConfig {
         self.interval.filter(|d| !d.is_zero())
     }
 
-    /// The effective timeout after a PING (zero or `None`: the interval).
+    /// The effective timeout after a PING: `None` means the interval (libzmq's default of -1); zero
+    /// means never time out (libzmq's 0: PINGs as keep-alives only).
     pub fn effective_timeout(&self) -> Option<Duration> {
-        self.timeout.filter(|d| !d.is_zero()).or(self.active_interval())
+        match self.timeout {
+            None => self.active_interval(),
+            Some(t) if t.is_zero() => None,
+            Some(t) => Some(t),
+        }
     }
 }
 
@@ -140,9 +145,12 @@ impl ConnectionConfig {
     }
 
     /// Adds an application property to READY (libzmq's `ZMQ_METADATA`). Names must start with `X-`
-    /// and be at most 255 octets.
+    /// and be at most 255 octets; values at most 2^31-1 octets.
     pub fn property(mut self, name: &str, value: impl Into<Bytes>) -> Result<Self, InvalidProperty> {
-        if !(name.len() > 2 && name.len() <= 255 && name.as_bytes()[..2].eq_ignore_ascii_case(b"X-")) {
+        let value = value.into();
+        if !(name.len() > 2 && name.len() <= 255 && name.as_bytes()[..2].eq_ignore_ascii_case(b"X-"))
+            || value.len() > i32::MAX as usize
+        {
             return Err(InvalidProperty);
         }
         self.properties.insert(Bytes::copy_from_slice(name.as_bytes()), value);
@@ -155,10 +163,10 @@ impl ConnectionConfig {
         self
     }
 
-    /// Sets the ZMTP version we announce (default 3.1). Only 3.0 and 3.1 are meaningful; 3.0 exists to
-    /// test how we talk to 3.0 peers.
+    /// Sets the ZMTP version we announce (default 3.1): 3.0 (to test how we talk to 3.0 peers) or
+    /// 3.1. Any other value is taken as the nearest of the two (major 3, minor at most 1).
     pub fn version(mut self, version: Version) -> Self {
-        self.version = version;
+        self.version = Version { major: 3, minor: version.minor.min(1) };
         self
     }
 
@@ -195,8 +203,10 @@ impl ConnectionConfig {
     }
 }
 
-/// An application property name was refused: it must start with `X-` and be at most 255 octets
-/// (RFC 23 reserves other names).
+/// An application property was refused: its name must start with `X-` and be at most 255 octets
+/// (RFC 23 reserves other names), its value at most 2^31-1 octets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("application property names must start with \"X-\" and be 3..=255 octets")]
+#[error(
+    "application property names must start with \"X-\" and be 3..=255 octets; values at most 2^31-1 octets"
+)]
 pub struct InvalidProperty;

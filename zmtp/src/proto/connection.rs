@@ -146,10 +146,19 @@ pub struct Connection {
     /// The peer closed its side; report once every complete frame is decoded.
     eof: bool,
     last_input: Instant,
+    /// The latest `now` any input carried.
+    latest_now: Instant,
     handshake_deadline: Option<Instant>,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
     ttl_deadline: Option<(Instant, Duration)>,
+    /// A decoded PING's TTL, armed at the next `handle_timeout(now)` (decoding has no clock):
+    /// `poll_timeout` asks for that call at once.
+    ttl_to_arm: Option<Duration>,
+    /// Our PING is queued behind unsent bytes: its timeout starts once it is written (libzmq starts
+    /// it when the PING is encoded for the socket), so a slow but healthy peer is not timed out for
+    /// traffic it has not been sent yet.
+    ping_unsent: bool,
     /// Stream offset just past our last queued PONG / PING: another is queued only once it is sent.
     pong_end: u64,
     ping_end: u64,
@@ -175,8 +184,8 @@ impl Connection {
             version: config.version,
             mechanism: mechanism.name(),
             as_server: mechanism.as_server(),
-            // libzmq: identity length + 1 (a ZMTP 1.0 length prefix); 255 + 1 wraps as in libzmq.
-            padding_hint: (config.identity.len() as u8).wrapping_add(1),
+            // libzmq: the identity length + 1 as a 64-bit big-endian number (a ZMTP 1.0 length prefix).
+            padding: (config.identity.len() as u64 + 1).to_be_bytes(),
         };
         transmit.write_with(greeting.encoded_len(), |b| greeting.encode(b));
         Connection {
@@ -196,9 +205,12 @@ impl Connection {
             partial_bytes: 0,
             eof: false,
             last_input: now,
+            latest_now: now,
             next_ping: None,
             pong_deadline: None,
             ttl_deadline: None,
+            ttl_to_arm: None,
+            ping_unsent: false,
             pong_end: 0,
             ping_end: 0,
             stats: Stats::default(),
@@ -220,11 +232,15 @@ impl Connection {
     /// [`Connection::handle_read`].
     ///
     /// Room is added only when little is left (under 1 KiB), or when a frame being received needs more
-    /// than what is left. Each addition is 8 KiB to 256 KiB and never more than what has already
-    /// arrived of the frame or message being received: an announced length alone never allocates
-    /// ahead of its bytes, and a large frame's buffer grows geometrically as its bytes arrive. Small
-    /// frames delivered one per read share one block instead of each pinning a fresh one (frames are
-    /// zero-copy slices of it), and a long multipart message wastes little at block boundaries.
+    /// than the (under 8 KiB) left. Each addition is the larger of 8 KiB and what has already arrived
+    /// of the frame or message being received, at most 256 KiB: an announced length alone never
+    /// allocates ahead of its bytes, and a large frame's buffer grows geometrically as its bytes arrive.
+    /// Small frames delivered one per read share one block instead of each pinning a fresh one, and a
+    /// long multipart message wastes little at block boundaries.
+    ///
+    /// Frames are zero-copy slices of these blocks, so a retained small message keeps its whole block
+    /// (up to 256 KiB) alive: a socket that bounds its queues in bytes should count that, as libzmq's
+    /// shared batch buffers have the same property.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
         const LOW_WATER: usize = 1024;
         let spare = self.read_buf.capacity() - self.read_buf.len();
@@ -264,6 +280,14 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
+        }
+        self.latest_now = self.latest_now.max(now);
+        if let Some(ttl) = self.ttl_to_arm.take() {
+            self.ttl_deadline = deadline(now, Some(ttl)).map(|d| (d, ttl));
+        }
+        if self.ping_unsent && self.transmit.sent_offset() >= self.ping_end {
+            self.ping_unsent = false;
+            self.pong_deadline = deadline(now, self.config.heartbeat.effective_timeout());
         }
         if self.handshake_deadline.is_some_and(|d| d <= now) {
             let t = self.config.handshake_timeout.unwrap_or_default();
@@ -317,15 +341,26 @@ impl Connection {
         }
     }
 
-    /// The earliest deadline at which [`Connection::handle_timeout`] must be called.
+    /// The earliest deadline at which [`Connection::handle_timeout`] must be called. Call it again
+    /// after draining events and after every write: it may return an instant that has already passed
+    /// (a PING was just decoded, or our PING was just written, and its timer starts now), which means
+    /// "call `handle_timeout` at once".
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == State::Closed {
             return None;
         }
-        [self.handshake_deadline, self.ttl_deadline.map(|(d, _)| d), self.pong_deadline, self.next_ping]
-            .into_iter()
-            .flatten()
-            .min()
+        let arm_now =
+            self.ttl_to_arm.is_some() || (self.ping_unsent && self.transmit.sent_offset() >= self.ping_end);
+        [
+            arm_now.then_some(self.latest_now),
+            self.handshake_deadline,
+            self.ttl_deadline.map(|(d, _)| d),
+            self.pong_deadline,
+            self.next_ping,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The bytes waiting to be written. Write with [`Buf::chunks_vectored`] and consume with
@@ -439,8 +474,11 @@ impl Connection {
         // RFC 37: "SHOULD treat any incoming traffic (not just a PONG reply) as a sign of life"; partial
         // frames count too (a slow large frame is still traffic).
         self.last_input = now;
+        self.latest_now = self.latest_now.max(now);
         self.pong_deadline = None;
+        self.ping_unsent = false;
         self.ttl_deadline = None;
+        self.ttl_to_arm = None;
     }
 
     fn fail(&mut self, error: ConnectionError) {
@@ -459,7 +497,9 @@ impl Connection {
         self.handshake_deadline = None;
         self.next_ping = None;
         self.pong_deadline = None;
+        self.ping_unsent = false;
         self.ttl_deadline = None;
+        self.ttl_to_arm = None;
         self.events.push_back(Event::Closed(error));
     }
 
@@ -544,6 +584,7 @@ impl Connection {
         };
         // Any frame other than a PING ends the peer's TTL window (libzmq cancels it on every message).
         self.ttl_deadline = None;
+        self.ttl_to_arm = None;
         if flags.is_command() {
             // A second READY is ignored without being parsed, as libzmq does (A-H14).
             if self.state == State::Ready && body.get(..6) == Some(b"\x05READY") {
@@ -603,10 +644,13 @@ impl Connection {
             }
             Err(theirs) => return Err(ProtocolError::IncompatibleSocketType { ours, theirs }.into()),
         };
-        // RFC 23: "The identity ... SHALL NOT be longer than 255 octets".
-        if let Some(id) = metadata.identity() {
-            if id.len() > 255 {
-                return Err(ProtocolError::IdentityTooLong { len: id.len() }.into());
+        // RFC 23: the identity "SHALL NOT be longer than 255 octets". RFC 37: only a ROUTER honours
+        // it ("For all other socket types, the Identity property shall be ignored").
+        if ours == SocketType::Router {
+            if let Some(id) = metadata.identity() {
+                if id.len() > 255 {
+                    return Err(ProtocolError::IdentityTooLong { len: id.len() }.into());
+                }
             }
         }
         self.state = State::Ready;
@@ -630,8 +674,10 @@ impl Connection {
         match command {
             Command::Ping { ttl_deciseconds, context } => {
                 if ttl_deciseconds > 0 {
-                    let ttl = Command::ttl(ttl_deciseconds);
-                    self.ttl_deadline = deadline(self.last_input, Some(ttl)).map(|d| (d, ttl));
+                    // Armed by the next `handle_timeout(now)`, which `poll_timeout` asks for at once:
+                    // the TTL runs from when the PING is processed, as in libzmq, not from when its
+                    // bytes were read (decoding may lag behind reading under back-pressure).
+                    self.ttl_to_arm = Some(Command::ttl(ttl_deciseconds));
                 }
                 // At most one PONG is pending: a peer that floods PINGs and never reads cannot grow our
                 // transmit queue (reliability.md A-P7).
@@ -669,17 +715,24 @@ impl Connection {
 
     fn send_ping(&mut self, now: Instant) {
         // Only at a message boundary: we queue whole messages, so between two calls is always one.
-        if self.transmit.sent_offset() >= self.ping_end {
-            let ping = Command::Ping {
-                ttl_deciseconds: self.config.heartbeat.ttl_deciseconds(),
-                context: Bytes::new(),
-            };
-            self.queue_command(&ping);
-            self.ping_end = self.transmit.end_offset();
-            self.stats.pings_sent += 1;
+        // A new PING only once the previous one is written.
+        if self.transmit.sent_offset() < self.ping_end {
+            return;
         }
-        if self.pong_deadline.is_none() {
-            self.pong_deadline = deadline(now, self.config.heartbeat.effective_timeout());
+        let ping =
+            Command::Ping { ttl_deciseconds: self.config.heartbeat.ttl_deciseconds(), context: Bytes::new() };
+        let at_front = self.transmit.is_empty();
+        self.queue_command(&ping);
+        self.ping_end = self.transmit.end_offset();
+        self.stats.pings_sent += 1;
+        if self.pong_deadline.is_none() && !self.ping_unsent {
+            if at_front {
+                // Nothing ahead of it: it goes out now.
+                self.pong_deadline = deadline(now, self.config.heartbeat.effective_timeout());
+            } else {
+                // Behind unsent bytes: the timeout starts once it is written (see `poll_timeout`).
+                self.ping_unsent = true;
+            }
         }
     }
 }
@@ -717,12 +770,16 @@ mod tests {
             .heartbeat(heartbeat);
         let mut conn = handshaked(config, now);
         assert_eq!(conn.poll_timeout(), None);
-        conn.handle_timeout(now + Duration::from_secs(1 << 30));
+        let later = now + Duration::from_secs(1 << 30);
+        conn.handle_timeout(later);
         assert!(conn.is_ready());
-        // A TTL far in the future from the peer is fine too.
-        conn.handle_input(now, b"\x04\x07\x04PING\xff\xff");
+        // The largest TTL a peer can send is fine too. Decoding has no clock: `poll_timeout` asks for
+        // `handle_timeout` at once, which arms the TTL from then.
+        conn.handle_input(later, b"\x04\x07\x04PING\xff\xff");
         assert_eq!(conn.poll_event(), None);
-        assert_eq!(conn.poll_timeout(), Some(now + Duration::from_millis(6_553_500)));
+        assert_eq!(conn.poll_timeout(), Some(later));
+        conn.handle_timeout(later);
+        assert_eq!(conn.poll_timeout(), Some(later + Duration::from_millis(6_553_500)));
     }
 
     #[test]
@@ -746,5 +803,89 @@ mod tests {
         assert_eq!(conn.poll_event(), None);
         assert_eq!(conn.version(), Some(Version::V3_1));
         assert!(conn.peer().is_none());
+    }
+
+    #[test]
+    fn heartbeat_timeout_starts_when_our_ping_is_written_not_when_queued() {
+        // A PUB with 10 MB queued for a slow but healthy peer: the PING sits behind it, and the peer
+        // cannot answer what it has not been sent.
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        let heartbeat = HeartbeatConfig { interval: Some(second), timeout: None, ttl: None };
+        let mut conn = handshaked(ConnectionConfig::new(SocketType::Dealer).heartbeat(heartbeat), now);
+        for _ in 0..100 {
+            conn.send_message(Msg::from(Bytes::from(vec![0u8; 100_000]))).unwrap();
+        }
+        conn.handle_timeout(now + second);
+        assert_eq!(conn.stats().pings_sent, 1);
+        for s in 2..10 {
+            conn.handle_timeout(now + s * second);
+            assert!(!conn.is_closed(), "closed at {s} s with our PING still unsent: {:?}", conn.poll_event());
+        }
+        // Written at 10 s: the timeout runs from then.
+        let len = conn.transmit().len();
+        conn.transmit_mut().advance(len);
+        let written = now + Duration::from_millis(10_500);
+        assert_eq!(conn.poll_timeout(), Some(now + 9 * second), "asks to be called at once");
+        conn.handle_timeout(written);
+        assert!(!conn.is_closed());
+        conn.handle_timeout(written + second);
+        assert_eq!(conn.poll_event(), Some(Event::Closed(ConnectionError::HeartbeatTimeout(second))));
+    }
+
+    #[test]
+    fn heartbeat_timeout_zero_means_pings_without_a_timeout() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        let heartbeat = HeartbeatConfig { interval: Some(second), timeout: Some(Duration::ZERO), ttl: None };
+        let mut conn = handshaked(ConnectionConfig::new(SocketType::Dealer).heartbeat(heartbeat), now);
+        for s in 1..20 {
+            conn.handle_timeout(now + s * second);
+            conn.take_transmit();
+        }
+        assert!(conn.is_ready());
+        assert_eq!(conn.stats().pings_sent, 19);
+    }
+
+    #[test]
+    fn peer_ttl_runs_from_when_the_ping_is_processed() {
+        // Read at t0, decoded 3 s later (the application was back-pressured): the 1 s TTL starts then.
+        let now = Instant::now();
+        let mut conn = handshaked(ConnectionConfig::new(SocketType::Dealer), now);
+        conn.handle_input(now, b"\x04\x07\x04PING\x00\x0a");
+        let later = now + Duration::from_secs(3);
+        assert_eq!(conn.poll_event(), None);
+        conn.handle_timeout(later);
+        assert!(conn.is_ready());
+        assert_eq!(conn.poll_timeout(), Some(later + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn greeting_padding_is_libzmqs_64_bit_identity_length() {
+        let now = Instant::now();
+        let config =
+            ConnectionConfig::new(SocketType::Dealer).identity(Bytes::from(vec![b'i'; 255])).unwrap();
+        let greeting = Connection::new(config, now).take_transmit();
+        assert_eq!(&greeting[..10], &[0xff, 0, 0, 0, 0, 0, 0, 1, 0, 0x7f]);
+    }
+
+    #[test]
+    fn only_a_router_checks_the_peers_identity() {
+        let now = Instant::now();
+        let mut md = Metadata::new();
+        md.insert("Socket-Type", "DEALER");
+        md.insert("Identity", Bytes::from(vec![b'i'; 300]));
+        let mut ready = Vec::new();
+        Command::Ready(md).encode(&mut ready);
+        for (ours, closes) in
+            [(SocketType::Dealer, false), (SocketType::Rep, false), (SocketType::Router, true)]
+        {
+            let mut peer = Connection::new(ConnectionConfig::new(SocketType::Dealer), now);
+            let mut conn = Connection::new(ConnectionConfig::new(ours), now);
+            conn.handle_input(now, &peer.take_transmit()[..64]);
+            conn.handle_input(now, &ready);
+            let ev = conn.poll_event();
+            assert_eq!(matches!(ev, Some(Event::Closed(_))), closes, "{ours}: {ev:?}");
+        }
     }
 }

@@ -159,10 +159,11 @@ impl ProtocolError {
     /// stream is no longer trustworthy and we simply close.
     pub fn error_reason(&self) -> Option<&'static str> {
         match self {
-            ProtocolError::IncompatibleSocketType { .. } => Some("Invalid socket type"),
-            ProtocolError::IdentityTooLong { .. } => Some("Invalid identity"),
+            // RFC 23: "error-reason = OCTET 0*255VCHAR": VCHAR has no space.
+            ProtocolError::IncompatibleSocketType { .. } => Some("Invalid-socket-type"),
+            ProtocolError::IdentityTooLong { .. } => Some("Invalid-identity"),
             ProtocolError::DuplicateProperty(_) | ProtocolError::MalformedMetadata(_) => {
-                Some("Malformed metadata")
+                Some("Malformed-metadata")
             }
             _ => None,
         }
@@ -191,10 +192,11 @@ pub enum ConnectionError {
     /// The peer's PING asked us to disconnect if nothing arrived within its TTL, and nothing did.
     #[error("no traffic within the peer's PING TTL of {0:?}")]
     PeerTtlExpired(std::time::Duration),
-    /// The peer closed its side of the connection.
+    /// The peer closed its side of the connection after the handshake. `mid_message` is true when
+    /// undecoded bytes (part of a frame or command) or frames of an unfinished message were dropped.
     #[error("peer closed the connection{}", if *mid_message { " in the middle of a message (partial message dropped)" } else { "" })]
     PeerClosed {
-        /// Whether a partially received message was discarded.
+        /// Whether a partial message, frame or command was discarded.
         mid_message: bool,
     },
     /// The peer closed the connection before the handshake completed.
@@ -209,6 +211,12 @@ impl ConnectionError {
     /// Which side caused the end.
     pub fn initiator(&self) -> Initiator {
         match self {
+            // A size of 2^63 or more breaks the RFC itself: the peer's fault, not our limit.
+            ConnectionError::Protocol(ProtocolError::FrameTooLarge { max, .. })
+                if *max == super::frame::MAX_LONG_SIZE =>
+            {
+                Initiator::Peer
+            }
             ConnectionError::Protocol(ProtocolError::FrameTooLarge { .. })
             | ConnectionError::Protocol(ProtocolError::CommandTooLarge { .. })
             | ConnectionError::Protocol(ProtocolError::MessageTooLarge { .. })

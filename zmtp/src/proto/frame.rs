@@ -118,24 +118,30 @@ impl FrameHeader {
         }
     }
 
-    /// Encodes the header (2 or 9 octets).
+    /// Encodes the header (2 or 9 octets). A length over 255 always uses the long form, whatever the
+    /// flags say, so a hand-built header can never be written corrupt.
     pub fn encode(&self, out: &mut impl BufMut) {
-        out.put_u8(self.flags.0);
-        if self.flags.is_long() {
+        if self.is_long_on_wire() {
+            out.put_u8(self.flags.0 | FrameFlags::LONG);
             out.put_u64(self.len);
         } else {
-            // Short headers are only built for len <= 255 (see `data`/`command`).
+            out.put_u8(self.flags.0);
+            // `is_long_on_wire` is false only for len <= 255.
             out.put_u8(self.len as u8);
         }
     }
 
     /// 2 for a short header, 9 for a long one.
     pub fn encoded_len(&self) -> usize {
-        if self.flags.is_long() {
+        if self.is_long_on_wire() {
             9
         } else {
             2
         }
+    }
+
+    fn is_long_on_wire(&self) -> bool {
+        self.flags.is_long() || self.len > 255
     }
 }
 

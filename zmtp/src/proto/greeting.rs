@@ -16,6 +16,9 @@ use nom::number::streaming::u8 as octet;
 
 use super::error::ProtocolError;
 
+/// The padding libzmq sends when it has no identity (length 0 + 1).
+pub const PAD_1: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
+
 /// Length of a complete greeting.
 pub const GREETING_LEN: usize = 64;
 
@@ -119,18 +122,18 @@ pub struct Greeting {
     pub mechanism: MechanismName,
     /// The as-server flag (meaningful for PLAIN and CURVE; zero for NULL).
     pub as_server: bool,
-    /// Octet 8 of the padding. RFC 23: "A peer SHALL NOT assign any significance to the padding field
-    /// and MUST NOT validate this". libzmq puts the identity length + 1 there (a ZMTP 1.0 length prefix);
-    /// we do the same so our greeting is byte-identical to libzmq's.
-    pub padding_hint: u8,
+    /// Octets 1-8, the padding. RFC 23: "A peer SHALL NOT assign any significance to the padding field
+    /// and MUST NOT validate this". libzmq puts the identity length + 1 there as a 64-bit big-endian
+    /// number (a ZMTP 1.0 length prefix; RFC 37 suggests zeros); we do the same so our greeting is
+    /// byte-identical to libzmq's.
+    pub padding: [u8; 8],
 }
 
 impl Greeting {
     /// Encodes the 64 octets.
     pub fn encode(&self, out: &mut impl BufMut) {
         out.put_u8(0xff);
-        out.put_bytes(0, 7);
-        out.put_u8(self.padding_hint);
+        out.put_slice(&self.padding);
         out.put_u8(0x7f);
         out.put_u8(self.version.major);
         out.put_u8(self.version.minor);
@@ -189,6 +192,8 @@ fn parse_greeting(input: &[u8]) -> nom::IResult<&[u8], Greeting> {
     let (input, _filler) = take(31usize)(input)?;
     let mut name = [0u8; 20];
     name.copy_from_slice(mechanism);
+    let mut pad = [0u8; 8];
+    pad.copy_from_slice(padding);
     Ok((
         input,
         Greeting {
@@ -196,7 +201,7 @@ fn parse_greeting(input: &[u8]) -> nom::IResult<&[u8], Greeting> {
             mechanism: MechanismName(name),
             // RFC 23: "as-server = %x00 | %x01"; libzmq treats any non-zero octet as set.
             as_server: as_server != 0,
-            padding_hint: padding[7],
+            padding: pad,
         },
     ))
 }
@@ -212,13 +217,8 @@ mod tests {
 
     fn null_greeting() -> Vec<u8> {
         let mut v = Vec::new();
-        Greeting {
-            version: Version::V3_1,
-            mechanism: MechanismName::NULL,
-            as_server: false,
-            padding_hint: 1,
-        }
-        .encode(&mut v);
+        Greeting { version: Version::V3_1, mechanism: MechanismName::NULL, as_server: false, padding: PAD_1 }
+            .encode(&mut v);
         v
     }
 
@@ -269,7 +269,7 @@ mod tests {
         v[1..9].copy_from_slice(&[0xff; 8]);
         v[40..].fill(0xaa);
         let g = Greeting::decode(&v).unwrap().unwrap();
-        assert_eq!(g.padding_hint, 0xff);
+        assert_eq!(g.padding, [0xff; 8]);
         assert_eq!(g.mechanism, MechanismName::NULL);
     }
 

@@ -42,11 +42,13 @@ impl Metadata {
     /// Appends a property, replacing an existing one of the same (case-insensitive) name.
     ///
     /// # Panics
-    /// If `name` is empty or longer than 255 octets: a programming error, not peer input.
+    /// If `name` is empty or longer than 255 octets, or `value` longer than 2^31-1 octets: a
+    /// programming error, not peer input (`ConnectionConfig::property` validates user input).
     pub fn insert(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
         let name = name.into();
         assert!(!name.is_empty() && name.len() <= 255, "metadata names are 1..=255 octets");
         let value = value.into();
+        assert!(value.len() <= MAX_VALUE_LEN as usize, "metadata values are at most 2^31-1 octets");
         if let Some(slot) = self.properties.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
             slot.1 = value;
         } else {
