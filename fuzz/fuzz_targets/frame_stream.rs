@@ -19,7 +19,7 @@ use std::time::Instant;
 use bytes::BufMut;
 use libfuzzer_sys::fuzz_target;
 use zmtp::proto::{Connection, ConnectionConfig, Event, SocketType, Version};
-use zmtp_fuzz::{check_transmit, greeting, ready, Outbound, Rng};
+use zmtp_fuzz::{check_transmit, Outbound, Rng};
 
 /// (our type, the peer's type).
 const PAIRS: [(SocketType, SocketType); 8] = [
@@ -43,8 +43,7 @@ struct Run {
 impl Run {
     fn new(ours: SocketType, theirs: SocketType, peer_version: Version, now: Instant) -> Run {
         let mut conn = Connection::new(ConnectionConfig::new(ours), now);
-        let mut hello = greeting(peer_version);
-        hello.extend_from_slice(&ready(theirs));
+        let hello = zmtp::proto::loopback::null_peer_opening(theirs, peer_version);
         conn.handle_input(now, &hello);
         match conn.poll_event() {
             Some(Event::HandshakeComplete(peer)) => assert_eq!(peer.socket_type, Some(theirs)),

@@ -1,8 +1,9 @@
-//! Helpers shared by the fuzz targets: a tiny deterministic PRNG for chunking, the peer's side of a
-//! NULL handshake built with the public encoders, and a checker for the bytes a connection transmits.
+//! Helpers shared by the fuzz targets: a tiny deterministic PRNG for chunking and a checker for the
+//! bytes a connection transmits. The peer's side of a NULL handshake comes from
+//! `zmtp::proto::loopback::null_peer_opening`.
 
 use bytes::Bytes;
-use zmtp::proto::{Command, FrameHeader, Greeting, MechanismName, Metadata, SocketType, Version};
+use zmtp::proto::{Command, FrameHeader, Greeting, MechanismName};
 
 /// xorshift64*: deterministic, allocation-free, good enough to derive split points from a seed.
 pub struct Rng(u64);
@@ -39,29 +40,6 @@ impl Rng {
         };
         (1 + self.below(max as u64) as usize).min(remaining)
     }
-}
-
-/// A 64-octet NULL greeting as a peer announcing `version` would send it.
-pub fn greeting(version: Version) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    Greeting {
-        version,
-        mechanism: MechanismName::NULL,
-        as_server: false,
-        padding: zmtp::proto::greeting::PAD_1,
-    }
-    .encode(&mut out);
-    out
-}
-
-/// A READY command frame (header included) announcing `socket_type`.
-pub fn ready(socket_type: SocketType) -> Vec<u8> {
-    let mut md = Metadata::new();
-    md.insert("Socket-Type", socket_type.as_str());
-    let cmd = Command::Ready(md);
-    let mut out = Vec::with_capacity(cmd.encoded_len());
-    cmd.encode(&mut out);
-    out
 }
 
 /// What a connection may transmit after its greeting.

@@ -16,14 +16,7 @@ fn pair() -> (Connection, Connection, Instant) {
     let now = Instant::now();
     let mut a = Connection::new(ConnectionConfig::new(SocketType::Push), now);
     let mut b = Connection::new(ConnectionConfig::new(SocketType::Pull), now);
-    for _ in 0..3 {
-        let ab = a.take_transmit();
-        let ba = b.take_transmit();
-        b.handle_input(now, &ab);
-        a.handle_input(now, &ba);
-        while a.poll_event().is_some() {}
-        while b.poll_event().is_some() {}
-    }
+    zmtp::proto::loopback::exchange(&mut a, &mut b, now);
     assert!(a.is_ready() && b.is_ready());
     (a, b, now)
 }

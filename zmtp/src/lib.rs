@@ -19,17 +19,10 @@
 //! let mut client = Connection::new(ConnectionConfig::new(SocketType::Dealer), now);
 //! let mut server = Connection::new(ConnectionConfig::new(SocketType::Router).as_server(true), now);
 //!
-//! // Shuttle bytes between the two until both have completed the handshake.
-//! let mut ready = 0;
-//! for _ in 0..4 {
-//!     let to_server = client.take_transmit();
-//!     let to_client = server.take_transmit();
-//!     server.handle_input(now, &to_server);
-//!     client.handle_input(now, &to_client);
-//!     while let Some(ev) = client.poll_event() { if matches!(ev, Event::HandshakeComplete(_)) { ready += 1 } }
-//!     while let Some(ev) = server.poll_event() { if matches!(ev, Event::HandshakeComplete(_)) { ready += 1 } }
-//! }
-//! assert_eq!(ready, 2);
+//! // Shuttle bytes between the two (in memory) until both have completed the handshake.
+//! let (client_events, server_events) = zmtp::proto::loopback::exchange(&mut client, &mut server, now);
+//! assert!(matches!(client_events[..], [Event::HandshakeComplete(_)]));
+//! assert!(matches!(server_events[..], [Event::HandshakeComplete(_)]));
 //!
 //! client.send_message(Msg::from(vec![Bytes::from_static(b"hello")])).unwrap();
 //! let bytes = client.take_transmit();

@@ -3,76 +3,21 @@
 //! peak bytes allocated by the current thread, so tests running in parallel do not disturb each other.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Instant;
 
 use proptest::prelude::*;
-use zmtp::proto::{
-    Command, Connection, ConnectionConfig, FrameHeader, Greeting, Limits, MechanismName, Metadata,
-    SocketType, Version,
-};
+use zmtp::proto::{Connection, ConnectionConfig, FrameHeader, Limits, SocketType, Version};
 
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-// SAFETY: forwards to `System`; the bookkeeping uses const-initialized thread-locals, which never
-// allocate.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        track(layout.size() as isize);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        track(-(layout.size() as isize));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        track(new_size as isize - layout.size() as isize);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn track(delta: isize) {
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + delta;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 /// Runs `f` and returns the peak growth of this thread's live heap bytes during it.
 fn peak_growth(f: impl FnOnce()) -> usize {
-    let base = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    f();
-    (PEAK.with(Cell::get) - base).max(0) as usize
+    counting_alloc::peak_growth(|| (), |()| f()) as usize
 }
 
 fn handshake_bytes() -> Vec<u8> {
-    let mut v = Vec::new();
-    Greeting {
-        version: Version::V3_1,
-        mechanism: MechanismName::NULL,
-        as_server: false,
-        padding: zmtp::proto::greeting::PAD_1,
-    }
-    .encode(&mut v);
-    let mut md = Metadata::new();
-    md.insert("Socket-Type", "DEALER");
-    Command::Ready(md).encode(&mut v);
-    v
+    zmtp::proto::loopback::null_peer_opening(SocketType::Dealer, Version::V3_1)
 }
 
 /// Feeds `input` in `chunk`-sized reads, dropping every event at once (the application's share of

@@ -7,25 +7,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use proptest::prelude::*;
 use zmtp::proto::{
-    Command, Connection, ConnectionConfig, Event, FrameHeader, Greeting, MechanismName, Metadata, SocketType,
-    Version,
+    Command, Connection, ConnectionConfig, Event, FrameHeader, Greeting, Metadata, SocketType, Version,
 };
 use zmtp::Msg;
 
 /// A valid greeting and READY from a peer of type `peer`.
 fn handshake_bytes(peer: SocketType) -> Vec<u8> {
-    let mut v = Vec::new();
-    Greeting {
-        version: Version::V3_1,
-        mechanism: MechanismName::NULL,
-        as_server: false,
-        padding: zmtp::proto::greeting::PAD_1,
-    }
-    .encode(&mut v);
-    let mut md = Metadata::new();
-    md.insert("Socket-Type", peer.as_str());
-    Command::Ready(md).encode(&mut v);
-    v
+    zmtp::proto::loopback::null_peer_opening(peer, Version::V3_1)
 }
 
 /// Runs `stream` through a fresh connection in the given chunks, returning every event and every
@@ -146,14 +134,7 @@ proptest! {
         let now = Instant::now();
         let mut a = Connection::new(ConnectionConfig::new(SocketType::Dealer), now);
         let mut b = Connection::new(ConnectionConfig::new(SocketType::Router), now);
-        for _ in 0..3 {
-            let ab = a.take_transmit();
-            let ba = b.take_transmit();
-            b.handle_input(now, &ab);
-            a.handle_input(now, &ba);
-            while a.poll_event().is_some() {}
-            while b.poll_event().is_some() {}
-        }
+        zmtp::proto::loopback::exchange(&mut a, &mut b, now);
         prop_assert!(a.is_ready() && b.is_ready());
         let msg = Msg::from(frames.into_iter().map(Bytes::from).collect::<Vec<_>>());
         a.send_message(msg.clone()).unwrap();

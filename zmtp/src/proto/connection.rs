@@ -745,14 +745,7 @@ mod tests {
     fn handshaked(config: ConnectionConfig, now: Instant) -> Connection {
         let mut peer = Connection::new(ConnectionConfig::new(SocketType::Router), now);
         let mut conn = Connection::new(config, now);
-        for _ in 0..3 {
-            let a = conn.take_transmit();
-            let b = peer.take_transmit();
-            peer.handle_input(now, &a);
-            conn.handle_input(now, &b);
-            while conn.poll_event().is_some() {}
-            while peer.poll_event().is_some() {}
-        }
+        crate::proto::loopback::exchange(&mut conn, &mut peer, now);
         assert!(conn.is_ready());
         conn
     }

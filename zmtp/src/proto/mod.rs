@@ -11,6 +11,7 @@ pub mod connection;
 pub mod error;
 pub mod frame;
 pub mod greeting;
+pub mod loopback;
 pub mod mechanism;
 pub mod metadata;
 pub mod socket_type;
