@@ -35,7 +35,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blocking;
+pub mod error;
 pub mod message;
+pub mod pattern;
 pub mod proto;
+pub mod runtime;
 
+pub use error::{Error, Result, SendError};
 pub use message::Msg;
+pub use proto::SocketType;
+pub use runtime::endpoint::Endpoint;
+pub use runtime::monitor::{Monitor, SocketEvent, SocketEventKind};
+pub use runtime::options::Options;
+pub use runtime::socket::Socket;

@@ -75,6 +75,20 @@ impl From<Bytes> for Msg {
     }
 }
 
+impl From<Vec<u8>> for Msg {
+    /// A single-frame message owning `body`.
+    fn from(body: Vec<u8>) -> Self {
+        Msg::from(Bytes::from(body))
+    }
+}
+
+impl From<String> for Msg {
+    /// A single-frame message owning `body`'s bytes.
+    fn from(body: String) -> Self {
+        Msg::from(Bytes::from(body))
+    }
+}
+
 impl From<&'static str> for Msg {
     fn from(frame: &'static str) -> Self {
         Self { frames: vec![Bytes::from_static(frame.as_bytes())] }

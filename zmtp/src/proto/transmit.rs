@@ -40,6 +40,12 @@ impl TransmitQueue {
         self.inline_max = inline_max;
     }
 
+    /// Discards everything queued (the transport failed; nothing more can be written).
+    pub(crate) fn clear_all(&mut self) {
+        let n = self.len;
+        self.advance(n);
+    }
+
     /// Queued bytes.
     pub fn len(&self) -> usize {
         self.len

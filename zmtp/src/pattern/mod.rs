@@ -1,0 +1,145 @@
+//! Routing policies, one file per RFC group: which peer a message goes to, and what a received message
+//! becomes. Pure and synchronous: no tasks, no I/O, no locks. The runtime owns the queues and asks.
+//!
+//! - [`lb`]: round-robin to peers with room (DEALER, PUSH, REQ).
+//! - [`reqrep`]: REQ, REP, DEALER, ROUTER (RFC 28).
+//! - [`pipeline`]: PUSH, PULL (RFC 30).
+//! - [`pair`]: PAIR (RFC 31).
+//!
+//! Fair queuing of received messages is done by the runtime's per-peer queues (one message per ready
+//! peer in turn); a policy only sees each message as it is taken, in [`Pattern::accept`].
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::message::Msg;
+use crate::proto::{PeerInfo, SocketType};
+
+pub mod lb;
+pub mod pair;
+pub mod pipeline;
+pub mod reqrep;
+
+/// A peer of one socket: a connection, or a connecting endpoint's queue. Never reused.
+pub type PeerId = u64;
+
+/// What a policy may ask about the socket's peers.
+pub trait PeerView {
+    /// Whether `peer` is attached and its send queue has room for one more message.
+    fn has_room(&self, peer: PeerId) -> bool;
+}
+
+/// Where a message goes.
+#[derive(Debug)]
+pub enum Route {
+    /// Queue it to this peer (the policy has checked the peer has room).
+    To(PeerId, Msg),
+    /// Drop it silently (ROUTER without a route, REP whose requester left).
+    Drop,
+    /// No peer can take it now: wait for room or a new peer, then ask again.
+    Block(Msg),
+    /// Refuse it.
+    Fail(Error, Msg),
+}
+
+/// What attaching a peer did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// The peer is routable.
+    Accepted,
+    /// The peer is routable and took over an identity from `old`, which must be closed (ROUTER
+    /// handover).
+    Replaced(PeerId),
+    /// The peer must be disconnected (PAIR's second peer, a duplicate ROUTER identity).
+    Refused(&'static str),
+}
+
+/// What is known about a peer when it is attached.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PeerDetails<'a> {
+    /// The handshake's result; `None` for a connecting peer attached before its handshake.
+    pub info: Option<&'a PeerInfo>,
+    /// The routing id given with `connect` (`ZMQ_CONNECT_ROUTING_ID`).
+    pub connect_routing_id: Option<&'a Bytes>,
+}
+
+/// A socket type's routing policy.
+pub trait Pattern: Send + fmt::Debug {
+    /// Whether a connecting endpoint's peer gets its queue at `connect`, before any handshake (RFC 28,
+    /// 30, 31: messages wait while the peer connects). ROUTER, REP and PULL attach at the handshake.
+    fn attaches_before_handshake(&self) -> bool {
+        false
+    }
+    /// A peer joins routing.
+    fn attach(&mut self, peer: PeerId, details: PeerDetails<'_>) -> Attach;
+    /// A peer leaves routing (its queues are gone).
+    fn detach(&mut self, peer: PeerId);
+    /// Decides where `msg` goes. Called only after [`Pattern::check_send`] passed.
+    fn route(&mut self, msg: Msg, peers: &dyn PeerView) -> Route;
+    /// A message taken from `peer`'s receive queue: what the application receives, or `None` to drop
+    /// it. Called only after [`Pattern::check_recv`] passed.
+    fn accept(&mut self, peer: PeerId, msg: Msg) -> Option<Msg>;
+    /// Whether sending is allowed now.
+    fn check_send(&self) -> Result<(), Error>;
+    /// Whether receiving is allowed now.
+    fn check_recv(&self) -> Result<(), Error>;
+}
+
+/// The policy for `socket_type` (REQ, REP, DEALER, ROUTER, PUSH, PULL, PAIR), or `None` for the types
+/// another module provides. `seed` feeds the generated identities and request ids.
+pub fn for_socket_type(
+    socket_type: SocketType,
+    options: &crate::Options,
+    seed: u32,
+) -> Option<Box<dyn Pattern>> {
+    Some(match socket_type {
+        SocketType::Req => Box::new(reqrep::Req::new(options.req_correlate, options.req_relaxed, seed)),
+        SocketType::Rep => Box::new(reqrep::Rep::default()),
+        SocketType::Dealer => Box::new(reqrep::Dealer::default()),
+        SocketType::Router => {
+            Box::new(reqrep::Router::new(options.router_mandatory, options.router_handover, seed))
+        }
+        SocketType::Push => Box::new(pipeline::Push::default()),
+        SocketType::Pull => Box::new(pipeline::Pull),
+        SocketType::Pair => Box::new(pair::Pair::default()),
+        _ => return None,
+    })
+}
+
+/// The error for an operation a socket type does not have.
+pub(crate) fn not_supported(socket_type: SocketType, operation: &'static str) -> Error {
+    Error::NotSupported { socket_type, operation }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Peers with room: every id in `room`.
+    #[derive(Default)]
+    pub struct Room(pub HashSet<PeerId>);
+
+    impl PeerView for Room {
+        fn has_room(&self, peer: PeerId) -> bool {
+            self.0.contains(&peer)
+        }
+    }
+
+    pub fn room(ids: &[PeerId]) -> Room {
+        Room(ids.iter().copied().collect())
+    }
+
+    pub fn msg(frames: &[&'static str]) -> Msg {
+        Msg::from(frames.iter().map(|f| Bytes::from_static(f.as_bytes())).collect::<Vec<_>>())
+    }
+
+    pub fn to(route: Route) -> (PeerId, Vec<Bytes>) {
+        match route {
+            Route::To(p, m) => (p, m.into_frames()),
+            other => panic!("expected To, got {other:?}"),
+        }
+    }
+}

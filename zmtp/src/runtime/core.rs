@@ -1,0 +1,452 @@
+//! [`Shared`]: the state one socket shares between its handles and its connection drivers: per-peer
+//! queues (both directions), the fair-queue of peers with messages, the routing policy, and wakers.
+//!
+//! ```text
+//!  Socket::send ──► Pattern::route ──► peer.out ──► driver ──► Connection ──► wire
+//!  Socket::recv ◄── Pattern::accept ◄── ready ◄── peer.inbox ◄── driver ◄── wire
+//! ```
+//!
+//! One mutex guards it all. Drivers take it once per batch (every message decoded from one read, every
+//! message queued since the last write); `send` and `recv` take it once per message. Each peer's
+//! queues are bounded (HWM in messages, plus a byte cap): a full send queue makes `send` wait or
+//! skip the peer, a full receive queue stops its driver reading from the network.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::monitor::Monitors;
+use super::options::Options;
+use crate::error::Error;
+use crate::message::Msg;
+use crate::pattern::{Attach, Pattern, PeerDetails, PeerId, PeerView, Route};
+use crate::proto::{ConnectionConfig, SocketType};
+
+/// Bytes counted per queued message on top of its frames (the `Msg`, its frame list and queue slot),
+/// so a flood of empty messages is bounded by the byte cap too.
+const MSG_OVERHEAD: usize = 64;
+
+/// The bytes a message is counted as in the queue byte caps.
+fn cost(msg: &Msg) -> usize {
+    msg.byte_len() + MSG_OVERHEAD + 32 * msg.len()
+}
+
+/// A hasher for small integer keys (peer ids are sequential; no untrusted input reaches it).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IdMap<V> = HashMap<PeerId, V, BuildHasherDefault<IdHasher>>;
+
+/// Wakers of tasks waiting for one condition; stale ones (cancelled futures) are woken spuriously once.
+#[derive(Debug, Default)]
+struct Wakers(Vec<Waker>);
+
+impl Wakers {
+    fn register(&mut self, waker: &Waker) {
+        if !self.0.iter().any(|w| w.will_wake(waker)) {
+            self.0.push(waker.clone());
+        }
+    }
+    fn wake_all(&mut self) {
+        for w in self.0.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// One peer's queues.
+#[derive(Debug, Default)]
+struct Peer {
+    /// Messages routed to this peer, waiting for its driver.
+    out: VecDeque<Msg>,
+    out_bytes: usize,
+    /// Messages received from this peer, waiting for `recv`.
+    inbox: VecDeque<Msg>,
+    in_bytes: usize,
+    /// Whether the peer is in `Core::ready`.
+    in_ready: bool,
+    /// Whether the routing policy knows the peer.
+    attached: bool,
+    /// Whether a connection is serving this peer now (a connecting endpoint's peer exists between
+    /// connections, keeping its queue).
+    connected: bool,
+    /// The driver must close its connection (refused, handed over, or disconnected by the app).
+    kick: bool,
+    /// The driver's waker, woken when messages are queued to it, room frees in its inbox, or it must
+    /// close.
+    driver: Option<Waker>,
+    /// The peer's connection is gone: remove the slot once its inbox is drained.
+    gone: bool,
+}
+
+/// The socket state behind the mutex.
+#[derive(Debug)]
+struct Core {
+    peers: IdMap<Peer>,
+    next_peer: PeerId,
+    /// Peers with received messages, in fair-queue order: `recv` takes one message from the front
+    /// peer and moves it to the back.
+    ready: VecDeque<PeerId>,
+    pattern: Box<dyn Pattern>,
+    recv_wakers: Wakers,
+    send_wakers: Wakers,
+    /// Set by `close`: the instant after which queued messages are discarded (`None`: wait forever).
+    closing: Option<Option<Instant>>,
+    send_limit: usize,
+    recv_limit: usize,
+    bytes_limit: usize,
+}
+
+/// The peers as a routing policy sees them.
+struct View<'a> {
+    peers: &'a IdMap<Peer>,
+    send_limit: usize,
+    bytes_limit: usize,
+}
+
+impl PeerView for View<'_> {
+    fn has_room(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|p| {
+            p.attached && !p.gone && p.out.len() < self.send_limit && p.out_bytes < self.bytes_limit
+        })
+    }
+}
+
+/// What `send` found.
+pub(crate) enum SendOutcome {
+    /// Queued (or dropped by policy, as ROUTER and REP do).
+    Done,
+    /// No room: the waker is registered; try again when woken.
+    Blocked(Msg),
+    /// Refused.
+    Failed(Error, Msg),
+}
+
+/// What a driver learns from [`Shared::exchange`].
+#[derive(Debug, Default)]
+pub(crate) struct Exchange {
+    /// Received messages are left over: the inbox is full; stop reading until woken.
+    pub inbox_full: bool,
+    /// The driver must close the connection now.
+    pub kick: bool,
+    /// The socket is closing; the value is the linger deadline (`None`: wait forever).
+    pub closing: Option<Option<Instant>>,
+    /// Whether the peer's send queue is empty after this exchange.
+    pub out_empty: bool,
+}
+
+/// State shared by a socket's handles, listeners, sessions and drivers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The socket's type.
+    pub socket_type: SocketType,
+    /// Its options.
+    pub options: Options,
+    /// The per-connection configuration (role set per connection).
+    pub config: ConnectionConfig,
+    /// Its monitors.
+    pub monitors: Monitors,
+    /// Cancelled when the socket closes: listeners stop, sessions stop reconnecting.
+    pub shutdown: CancellationToken,
+    /// Every task the socket spawned.
+    pub tasks: TaskTracker,
+    core: Mutex<Core>,
+}
+
+impl Shared {
+    /// State for a new socket.
+    pub(crate) fn new(
+        socket_type: SocketType,
+        options: Options,
+        pattern: Box<dyn Pattern>,
+    ) -> Result<Shared, Error> {
+        let config = options.connection_config(socket_type)?;
+        let core = Core {
+            peers: IdMap::default(),
+            next_peer: 1,
+            ready: VecDeque::new(),
+            pattern,
+            recv_wakers: Wakers::default(),
+            send_wakers: Wakers::default(),
+            closing: None,
+            send_limit: options.send_limit(),
+            recv_limit: options.recv_limit(),
+            bytes_limit: options.bytes_limit(),
+        };
+        Ok(Shared {
+            socket_type,
+            options,
+            config,
+            monitors: Monitors::default(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            core: Mutex::new(core),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // Nothing panics while the lock is held except on a bug; the queues stay consistent either
+        // way, so a poisoned lock is still used.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ----- the application side -----
+
+    /// Routes `msg`, or registers `waker` (if any) to be woken when it may succeed.
+    pub(crate) fn send(&self, msg: Msg, waker: Option<&Waker>) -> SendOutcome {
+        if msg.is_empty() {
+            return SendOutcome::Failed(Error::InvalidMessage("a message needs at least one frame"), msg);
+        }
+        let mut core = self.lock();
+        let core = &mut *core;
+        if core.closing.is_some() {
+            return SendOutcome::Failed(Error::Closed, msg);
+        }
+        if let Err(e) = core.pattern.check_send() {
+            return SendOutcome::Failed(e, msg);
+        }
+        let view = View { peers: &core.peers, send_limit: core.send_limit, bytes_limit: core.bytes_limit };
+        match core.pattern.route(msg, &view) {
+            Route::To(id, msg) => {
+                if let Some(peer) = core.peers.get_mut(&id) {
+                    peer.out_bytes += cost(&msg);
+                    peer.out.push_back(msg);
+                    if let Some(w) = peer.driver.take() {
+                        w.wake();
+                    }
+                }
+                SendOutcome::Done
+            }
+            Route::Drop => SendOutcome::Done,
+            Route::Block(msg) => {
+                if let Some(w) = waker {
+                    core.send_wakers.register(w);
+                }
+                SendOutcome::Blocked(msg)
+            }
+            Route::Fail(e, msg) => SendOutcome::Failed(e, msg),
+        }
+    }
+
+    /// The next message in fair-queue order, or `Ok(None)` after registering `waker` (if any).
+    pub(crate) fn recv(&self, waker: Option<&Waker>) -> Result<Option<Msg>, Error> {
+        let mut core = self.lock();
+        let core = &mut *core;
+        core.pattern.check_recv()?;
+        while let Some(id) = core.ready.pop_front() {
+            let Some(peer) = core.peers.get_mut(&id) else { continue };
+            let Some(msg) = peer.inbox.pop_front() else {
+                peer.in_ready = false;
+                continue;
+            };
+            let was_full = peer.inbox.len() + 1 >= core.recv_limit || peer.in_bytes >= core.bytes_limit;
+            peer.in_bytes -= cost(&msg).min(peer.in_bytes);
+            if peer.inbox.is_empty() {
+                peer.in_ready = false;
+                if peer.gone {
+                    core.peers.remove(&id);
+                }
+            } else {
+                core.ready.push_back(id);
+                if was_full {
+                    if let Some(w) = peer.driver.take() {
+                        w.wake();
+                    }
+                }
+            }
+            if let Some(msg) = core.pattern.accept(id, msg) {
+                return Ok(Some(msg));
+            }
+        }
+        if core.closing.is_some() {
+            return Err(Error::Closed);
+        }
+        if let Some(w) = waker {
+            core.recv_wakers.register(w);
+        }
+        Ok(None)
+    }
+
+    /// Starts closing: no more sends or receives; drivers flush until `deadline` (`None`: forever).
+    pub(crate) fn close(&self, deadline: Option<Instant>) {
+        let mut core = self.lock();
+        if core.closing.is_some() {
+            return;
+        }
+        core.closing = Some(deadline);
+        core.recv_wakers.wake_all();
+        core.send_wakers.wake_all();
+        for peer in core.peers.values_mut() {
+            if let Some(w) = peer.driver.take() {
+                w.wake();
+            }
+        }
+        drop(core);
+        self.shutdown.cancel();
+    }
+
+    /// Whether the routing policy gives connecting peers their queue before the handshake.
+    pub(crate) fn pattern_attaches_before_handshake(&self) -> bool {
+        self.lock().pattern.attaches_before_handshake()
+    }
+
+    /// Whether the socket is closing and its linger deadline has passed.
+    pub(crate) fn linger_expired(&self) -> bool {
+        matches!(self.lock().closing, Some(Some(d)) if d <= tokio::time::Instant::now().into_std())
+    }
+
+    /// Whether `close` was called.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.lock().closing.is_some()
+    }
+
+    // ----- the driver side -----
+
+    /// A new peer slot, not yet routable.
+    pub(crate) fn add_peer(&self) -> PeerId {
+        let mut core = self.lock();
+        let id = core.next_peer;
+        core.next_peer += 1;
+        core.peers.insert(id, Peer::default());
+        id
+    }
+
+    /// Makes `peer` routable. On `Refused` the caller closes the connection; on `Replaced(old)` the
+    /// old peer's driver is told to close.
+    pub(crate) fn attach(&self, peer: PeerId, details: PeerDetails<'_>) -> Attach {
+        let mut core = self.lock();
+        let core = &mut *core;
+        if core.peers.get(&peer).is_none_or(|p| p.attached) {
+            return Attach::Accepted;
+        }
+        let result = core.pattern.attach(peer, details);
+        match result {
+            Attach::Refused(_) => {}
+            Attach::Accepted | Attach::Replaced(_) => {
+                if let Some(p) = core.peers.get_mut(&peer) {
+                    p.attached = true;
+                }
+                if let Attach::Replaced(old) = result {
+                    if let Some(p) = core.peers.get_mut(&old) {
+                        p.kick = true;
+                        if let Some(w) = p.driver.take() {
+                            w.wake();
+                        }
+                    }
+                }
+                core.send_wakers.wake_all();
+            }
+        }
+        result
+    }
+
+    /// Marks whether a connection currently serves `peer`.
+    pub(crate) fn set_connected(&self, peer: PeerId, connected: bool) {
+        if let Some(p) = self.lock().peers.get_mut(&peer) {
+            p.connected = connected;
+            if connected {
+                p.kick = false;
+            }
+        }
+    }
+
+    /// Removes `peer` from routing; its unsent messages are dropped, its received ones stay
+    /// receivable (libzmq delivers what a pipe holds before it terminates).
+    pub(crate) fn remove_peer(&self, peer: PeerId) {
+        let mut core = self.lock();
+        let core = &mut *core;
+        let Some(p) = core.peers.get_mut(&peer) else { return };
+        if p.attached {
+            core.pattern.detach(peer);
+        }
+        p.attached = false;
+        p.gone = true;
+        p.out.clear();
+        p.out_bytes = 0;
+        if p.inbox.is_empty() {
+            core.peers.remove(&peer);
+        }
+        // Routing changed: a blocked REQ/DEALER may now pick another peer, a REP reply is dropped.
+        core.send_wakers.wake_all();
+    }
+
+    /// Whether `peer` still has unsent messages queued.
+    pub(crate) fn has_queued(&self, peer: PeerId) -> bool {
+        self.lock().peers.get(&peer).is_some_and(|p| !p.out.is_empty())
+    }
+
+    /// One driver round: moves `incoming` into the peer's inbox (as far as room allows) and up to
+    /// `out_budget` bytes of queued messages into `outgoing`, and registers the driver's waker.
+    pub(crate) fn exchange(
+        &self,
+        peer: PeerId,
+        incoming: &mut VecDeque<Msg>,
+        outgoing: &mut Vec<Msg>,
+        out_budget: usize,
+        waker: &Waker,
+    ) -> Exchange {
+        let mut core = self.lock();
+        let core = &mut *core;
+        let mut result = Exchange { closing: core.closing, ..Exchange::default() };
+        let Some(p) = core.peers.get_mut(&peer) else {
+            result.kick = true;
+            return result;
+        };
+        if !incoming.is_empty() {
+            let was_empty = p.inbox.is_empty();
+            while p.inbox.len() < core.recv_limit && p.in_bytes < core.bytes_limit {
+                let Some(msg) = incoming.pop_front() else { break };
+                p.in_bytes += cost(&msg);
+                p.inbox.push_back(msg);
+            }
+            if was_empty && !p.inbox.is_empty() {
+                if !p.in_ready {
+                    p.in_ready = true;
+                    core.ready.push_back(peer);
+                }
+                core.recv_wakers.wake_all();
+            }
+            result.inbox_full = !incoming.is_empty();
+        }
+        if out_budget > 0 && !p.out.is_empty() {
+            let was_full = p.out.len() >= core.send_limit || p.out_bytes >= core.bytes_limit;
+            let mut taken = 0;
+            while taken < out_budget {
+                let Some(msg) = p.out.pop_front() else { break };
+                let c = cost(&msg);
+                taken += c;
+                p.out_bytes -= c.min(p.out_bytes);
+                outgoing.push(msg);
+            }
+            if was_full {
+                core.send_wakers.wake_all();
+            }
+        }
+        result.out_empty = p.out.is_empty();
+        result.kick = p.kick;
+        match &p.driver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => p.driver = Some(waker.clone()),
+        }
+        result
+    }
+}

@@ -1,0 +1,391 @@
+//! [`drive`]: runs one connection: the transport stream, a [`Connection`], and the peer's queues.
+//!
+//! One task per connection, polled by hand rather than with `select!`, so that each wake-up does all
+//! the work there is: read as much as the socket has into the connection's read buffer, decode every
+//! message it holds (as far as the peer's receive queue has room) and hand them over under one lock,
+//! take every queued outgoing message under the same lock, and write them all with one vectored
+//! write. No syscall per message, no copy of a message body.
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use tokio::io::AsyncWrite;
+use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::core::Shared;
+use super::monitor::SocketEventKind;
+use super::transport::Stream;
+use crate::message::Msg;
+use crate::pattern::{Attach, PeerDetails, PeerId};
+use crate::proto::{Connection, ConnectionError, Event, SocketType};
+
+/// Decode at most this many messages ahead of handing them to the socket.
+const DECODE_BATCH: usize = 1024;
+/// Take at most this many bytes of queued messages per round (keeps the transmit queue bounded).
+const OUT_BUDGET: usize = 1 << 20;
+/// Stop reading while this much is waiting to be written (a peer that sends PINGs but does not
+/// read cannot grow our transmit queue).
+const TRANSMIT_HIGH: usize = 4 << 20;
+/// Most iovecs per write (Linux `IOV_MAX` is 1024).
+const MAX_IOVECS: usize = 256;
+/// Rounds of work per poll before yielding to other tasks.
+const ROUNDS_PER_POLL: usize = 16;
+/// How long a closing connection may take to flush its last bytes (an ERROR) to a peer not reading.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The protocol engine closed it.
+    Connection(ConnectionError),
+    /// The transport failed.
+    Io(std::io::Error),
+    /// Our socket refused the peer after the handshake (duplicate identity, PAIR already taken).
+    Refused(&'static str),
+    /// The socket was closed, or this peer disconnected by policy.
+    Local,
+}
+
+impl End {
+    /// Whether the handshake had completed.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            End::Connection(e) => e.to_string(),
+            End::Io(e) => format!("i/o error: {e}"),
+            End::Refused(why) => format!("refused: {why}"),
+            End::Local => "closed locally".to_owned(),
+        }
+    }
+
+    /// Whether a connecting socket should try again (ERROR from the peer and protocol errors that
+    /// libzmq treats as fatal do not reconnect).
+    pub(crate) fn may_reconnect(&self) -> bool {
+        match self {
+            End::Connection(e) => e.may_reconnect(),
+            End::Io(_) | End::Refused(_) => true,
+            End::Local => false,
+        }
+    }
+}
+
+/// The result of a driven connection.
+pub(crate) struct Outcome {
+    /// How it ended.
+    pub end: End,
+    /// Whether the handshake completed.
+    pub handshaken: bool,
+}
+
+/// Counts a connection among the handshakes in progress until dropped (at the handshake or the end).
+#[derive(Debug)]
+pub(crate) struct HandshakeGuard(Arc<AtomicUsize>);
+
+impl HandshakeGuard {
+    /// Counts one more handshake in `counter`.
+    pub(crate) fn new(counter: Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        HandshakeGuard(counter)
+    }
+}
+
+impl Drop for HandshakeGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The peer a driver serves.
+pub(crate) enum PeerSlot {
+    /// A connecting endpoint's peer, attached before the handshake; kept after the connection.
+    Session(PeerId),
+    /// Attach at the handshake (with the connect routing id, if any); removed afterwards.
+    AtHandshake { connect_routing_id: Option<Bytes> },
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+struct Driver<'a> {
+    shared: &'a Shared,
+    stream: Stream,
+    conn: Connection,
+    endpoint: &'a str,
+    slot: PeerSlot,
+    /// The attached peer (set at once for sessions, at the handshake otherwise).
+    peer: Option<PeerId>,
+    incoming: VecDeque<Msg>,
+    outgoing: Vec<Msg>,
+    inbox_full: bool,
+    eof: bool,
+    end: Option<End>,
+    /// When ending: give up flushing at this instant.
+    flush_deadline: Option<Instant>,
+    handshaken: bool,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    /// Released at the handshake.
+    handshake_guard: Option<HandshakeGuard>,
+    /// Completes when the endpoint is unbound or disconnected.
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+/// Runs a connection to its end. `connection` has its greeting queued already.
+pub(crate) async fn drive(
+    shared: &Arc<Shared>,
+    stream: Stream,
+    connection: Connection,
+    endpoint: &str,
+    slot: PeerSlot,
+    handshake_guard: Option<HandshakeGuard>,
+    endpoint_token: CancellationToken,
+) -> Outcome {
+    let peer = match slot {
+        PeerSlot::Session(id) => Some(id),
+        PeerSlot::AtHandshake { .. } => None,
+    };
+    let mut driver = Driver {
+        shared,
+        stream,
+        conn: connection,
+        endpoint,
+        slot,
+        peer,
+        incoming: VecDeque::new(),
+        outgoing: Vec::new(),
+        inbox_full: false,
+        eof: false,
+        end: None,
+        flush_deadline: None,
+        handshaken: false,
+        timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+        timer_at: None,
+        handshake_guard,
+        cancelled: Box::pin(endpoint_token.cancelled_owned()),
+    };
+    let end = poll_fn(|cx| driver.poll(cx)).await;
+    if let Some(peer) = driver.peer {
+        match driver.slot {
+            PeerSlot::Session(_) => shared.set_connected(peer, false),
+            PeerSlot::AtHandshake { .. } => shared.remove_peer(peer),
+        }
+    }
+    Outcome { end, handshaken: driver.handshaken }
+}
+
+impl Driver<'_> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        for _ in 0..ROUNDS_PER_POLL {
+            match self.round(cx) {
+                Poll::Ready(Some(end)) => return Poll::Ready(end),
+                Poll::Ready(None) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Still busy: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// One round of work: `Ready(None)` if something progressed, `Pending` if nothing could.
+    fn round(&mut self, cx: &mut Context<'_>) -> Poll<Option<End>> {
+        let mut progress = false;
+        if self.end.is_none() && self.cancelled.as_mut().poll(cx).is_ready() {
+            self.conn.close();
+            self.finish(End::Local);
+        }
+
+        // 1. Decode what has been read, up to a batch.
+        if self.end.is_none() {
+            while self.incoming.len() < DECODE_BATCH && !self.inbox_full {
+                let Some(event) = self.conn.poll_event() else { break };
+                progress = true;
+                match event {
+                    Event::Message(msg) => self.incoming.push_back(msg),
+                    Event::HandshakeComplete(info) => self.on_handshake(&info),
+                    // Subscriptions reach only PUB/XPUB (not handled by this socket family).
+                    Event::Subscribe(_) | Event::Cancel(_) => {}
+                    Event::Closed(e) => {
+                        self.finish(End::Connection(e));
+                        break;
+                    }
+                }
+                if self.end.is_some() {
+                    break;
+                }
+            }
+        }
+
+        // 2. Exchange messages with the socket.
+        let mut linger_deadline = None;
+        if let Some(peer) = self.peer {
+            let budget = if self.conn.is_ready() && self.conn.transmit().len() < TRANSMIT_HIGH {
+                OUT_BUDGET
+            } else {
+                0
+            };
+            let before = self.incoming.len();
+            let x = self.shared.exchange(peer, &mut self.incoming, &mut self.outgoing, budget, cx.waker());
+            if self.incoming.len() != before {
+                progress = true;
+            }
+            self.inbox_full = x.inbox_full;
+            if !self.outgoing.is_empty() {
+                progress = true;
+                for msg in self.outgoing.drain(..) {
+                    // Cannot fail: the connection is ready (checked for the budget above).
+                    let _ = self.conn.send_message(msg);
+                }
+            }
+            if x.kick && self.end.is_none() {
+                self.finish(End::Local);
+            }
+            if let Some(deadline) = x.closing {
+                let flushed = x.out_empty && self.conn.transmit().is_empty();
+                let expired = deadline.is_some_and(|d| d <= now());
+                let unconnectable = !self.conn.is_ready() && !self.handshaken;
+                if self.end.is_none() && (flushed || expired || unconnectable && x.out_empty) {
+                    self.finish(End::Local);
+                }
+                linger_deadline = deadline;
+            }
+        } else if self.shared.is_closing() && self.end.is_none() {
+            self.finish(End::Local);
+        }
+
+        // 3. Write everything queued, in as few syscalls as the kernel allows.
+        while !self.conn.transmit().is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let n = self.conn.transmit().chunks_vectored(&mut slices);
+            match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => {
+                    self.conn.transmit_mut().clear_all();
+                    self.finish(End::Io(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(written)) => {
+                    self.conn.transmit_mut().advance(written);
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.conn.transmit_mut().clear_all();
+                    if self.end.is_none() {
+                        self.conn.close();
+                        self.finish(End::Io(e));
+                    }
+                }
+                Poll::Pending => break,
+            }
+        }
+
+        // 4. Ending: done once everything is flushed (or the flush deadline passed).
+        if let Some(end) = self.end.take() {
+            let flush_expired = self.flush_deadline.is_some_and(|d| d <= now());
+            if self.conn.transmit().is_empty() || flush_expired {
+                let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+                return Poll::Ready(Some(end));
+            }
+            self.end = Some(end);
+        }
+
+        // 5. Read, unless the socket cannot take more or we cannot write what we owe.
+        let can_read = self.end.is_none()
+            && !self.eof
+            && !self.inbox_full
+            && self.incoming.len() < DECODE_BATCH
+            && self.conn.transmit().len() < TRANSMIT_HIGH;
+        if can_read {
+            let buf = self.conn.read_buffer();
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
+                Poll::Ready(Ok(0)) => {
+                    self.eof = true;
+                    self.conn.handle_eof();
+                    progress = true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.conn.handle_read(now(), n);
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.conn.close();
+                    self.finish(End::Io(e));
+                    progress = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+
+        // 6. Timers: the connection's (handshake, heartbeats), the linger deadline, the close flush.
+        let deadline =
+            [self.conn.poll_timeout(), linger_deadline, self.flush_deadline].into_iter().flatten().min();
+        if let Some(at) = deadline {
+            if at <= now() {
+                self.conn.handle_timeout(now());
+                progress = true;
+            } else {
+                if self.timer_at != Some(at) {
+                    self.timer.as_mut().reset(tokio::time::Instant::from_std(at));
+                    self.timer_at = Some(at);
+                }
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    self.timer_at = None;
+                    self.conn.handle_timeout(now());
+                    progress = true;
+                }
+            }
+        }
+
+        if progress {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Records how the connection ends; flushing continues for at most [`CLOSE_FLUSH`].
+    fn finish(&mut self, end: End) {
+        if self.end.is_none() {
+            self.end = Some(end);
+            self.flush_deadline = now().checked_add(CLOSE_FLUSH);
+        }
+    }
+
+    fn on_handshake(&mut self, info: &crate::proto::PeerInfo) {
+        self.handshaken = true;
+        self.handshake_guard = None;
+        self.shared.monitors.emit(self.endpoint, SocketEventKind::HandshakeSucceeded);
+        if info.socket_type.is_none() {
+            tracing::warn!(endpoint = self.endpoint, "peer sent no Socket-Type; accepted as libzmq does");
+        }
+        let peer = match &self.slot {
+            PeerSlot::Session(id) => *id,
+            PeerSlot::AtHandshake { connect_routing_id } => {
+                let id = self.shared.add_peer();
+                let details =
+                    PeerDetails { info: Some(info), connect_routing_id: connect_routing_id.as_ref() };
+                if let Attach::Refused(why) = self.shared.attach(id, details) {
+                    tracing::info!(endpoint = self.endpoint, "peer refused: {why}");
+                    self.shared.remove_peer(id);
+                    self.conn.close();
+                    self.finish(End::Refused(why));
+                    return;
+                }
+                self.peer = Some(id);
+                id
+            }
+        };
+        self.shared.set_connected(peer, true);
+        let probes =
+            matches!(self.shared.socket_type, SocketType::Router | SocketType::Dealer | SocketType::Req);
+        if self.shared.options.probe_router && probes {
+            let _ = self.conn.send_message(Msg::from(vec![Bytes::new()]));
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The socket runtime on tokio: socket handles, per-connection drivers, transports and reconnection.
+
+pub(crate) mod core;
+pub(crate) mod driver;
+pub mod endpoint;
+pub mod monitor;
+pub mod options;
+pub mod socket;
+pub(crate) mod transport;

@@ -1,0 +1,210 @@
+//! [`Options`]: a socket's options, named after libzmq's `ZMQ_*` socket options.
+//!
+//! Options are fixed when the socket is created ([`crate::Socket::with_options`]); build them with
+//! struct-update syntax:
+//!
+//! ```
+//! use std::time::Duration;
+//! use zmtp::Options;
+//!
+//! let options = Options {
+//!     routing_id: Some("worker-1".into()),
+//!     heartbeat_interval: Some(Duration::from_secs(1)),
+//!     ..Options::default()
+//! };
+//! assert_eq!(options.send_hwm, 1000);
+//! ```
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::proto::{ConnectionConfig, HeartbeatConfig, Limits, SocketType};
+use crate::runtime::transport::TransportOptions;
+
+/// A socket's options. Defaults are libzmq's unless stated (see `docs/differences.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `ZMQ_SNDHWM`: messages queued per peer for sending (default 1000; 0 means unlimited, as libzmq).
+    pub send_hwm: usize,
+    /// `ZMQ_RCVHWM`: messages queued per peer on receipt (default 1000; 0 means unlimited). A
+    /// connection whose queue is full is not read from until the application receives.
+    pub recv_hwm: usize,
+    /// Cap in bytes on each per-peer queue, either direction (default 64 MiB; 0 means none). libzmq
+    /// has only message counts, so 1000 queued 64 MiB messages could hold 64 GiB; this bounds that.
+    pub queue_bytes_max: usize,
+    /// `ZMQ_LINGER`: how long closing waits to flush queued messages (`None`: forever, libzmq's
+    /// default of -1; `Some(0)`: discard at once).
+    pub linger: Option<Duration>,
+    /// `ZMQ_ROUTING_ID`: the identity sent to peers in our READY (honoured by ROUTER peers); 1–255
+    /// octets, not starting with `0x00`.
+    pub routing_id: Option<Bytes>,
+    /// `ZMQ_ROUTER_MANDATORY`: a ROUTER reports [`Error::HostUnreachable`] for an unroutable
+    /// message instead of dropping it silently.
+    pub router_mandatory: bool,
+    /// `ZMQ_ROUTER_HANDOVER`: a ROUTER hands an identity that is already connected over to the new
+    /// connection (the old one is closed) instead of refusing the new one.
+    pub router_handover: bool,
+    /// `ZMQ_PROBE_ROUTER`: send an empty message to each peer as soon as its handshake completes
+    /// (ROUTER, DEALER, REQ).
+    pub probe_router: bool,
+    /// `ZMQ_REQ_CORRELATE`: a REQ prefixes each request with a request id and accepts only the reply
+    /// carrying it.
+    pub req_correlate: bool,
+    /// `ZMQ_REQ_RELAXED`: a REQ may send a new request before the reply to the last one arrived (that
+    /// reply is then discarded).
+    pub req_relaxed: bool,
+    /// `ZMQ_MAXMSGSIZE`: the largest message a peer may send, all frames together; a peer sending
+    /// more is disconnected. Default 64 MiB, not libzmq's unlimited (`None` = 2^63-1 bytes).
+    pub max_msg_size: Option<u64>,
+    /// Most frames in one message a peer may send (default 4096; libzmq has no limit).
+    pub max_frames_per_message: u32,
+    /// `ZMQ_HANDSHAKE_IVL`: close a connection whose handshake is not complete after this long
+    /// (default 30 s; `None` = never).
+    pub handshake_interval: Option<Duration>,
+    /// Most handshakes in progress per listener (default 1024; libzmq has no cap). Connections
+    /// accepted beyond it are closed at once (logged, rate-limited).
+    pub max_handshakes: usize,
+    /// `ZMQ_RECONNECT_IVL`: wait before reconnecting (default 100 ms; `None` = never reconnect, as
+    /// libzmq's -1).
+    pub reconnect_interval: Option<Duration>,
+    /// `ZMQ_RECONNECT_IVL_MAX`: the back-off doubles the wait after each failed attempt up to this
+    /// (default `None`: no back-off, as libzmq's 0). Each wait gets up to 10% random jitter.
+    pub reconnect_interval_max: Option<Duration>,
+    /// `ZMQ_CONNECT_TIMEOUT`: give up a tcp connect attempt after this long (default `None`: the OS
+    /// default).
+    pub connect_timeout: Option<Duration>,
+    /// `ZMQ_SNDTIMEO`: how long `send` waits for room (`None`: forever; `Some(0)`: not at all).
+    pub send_timeout: Option<Duration>,
+    /// `ZMQ_RCVTIMEO`: how long `recv` waits for a message (`None`: forever; `Some(0)`: not at all).
+    pub recv_timeout: Option<Duration>,
+    /// `ZMQ_IMMEDIATE`: queue messages only to peers whose connection is complete (default false:
+    /// a connecting peer's queue accepts messages at once, RFC 28/30/31).
+    pub immediate: bool,
+    /// `ZMQ_IPV6`: bind `*` to IPv6 (dual stack) and resolve names to both families.
+    pub ipv6: bool,
+    /// `ZMQ_TCP_KEEPALIVE`: `None` = OS default (libzmq's -1), `Some(true/false)` = on/off.
+    pub tcp_keepalive: Option<bool>,
+    /// `ZMQ_TCP_KEEPALIVE_IDLE`.
+    pub tcp_keepalive_idle: Option<Duration>,
+    /// `ZMQ_TCP_KEEPALIVE_INTVL`.
+    pub tcp_keepalive_interval: Option<Duration>,
+    /// `ZMQ_TCP_KEEPALIVE_CNT`.
+    pub tcp_keepalive_count: Option<u32>,
+    /// `ZMQ_HEARTBEAT_IVL`: send a PING this often (default `None`: off).
+    pub heartbeat_interval: Option<Duration>,
+    /// `ZMQ_HEARTBEAT_TIMEOUT`: close if nothing arrives this long after a PING (default `None`: the
+    /// interval; zero: never).
+    pub heartbeat_timeout: Option<Duration>,
+    /// `ZMQ_HEARTBEAT_TTL`: the TTL announced in our PINGs (tenths of a second; keep below 65.6 s,
+    /// which libzmq peers misread).
+    pub heartbeat_ttl: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            send_hwm: 1000,
+            recv_hwm: 1000,
+            queue_bytes_max: 64 * 1024 * 1024,
+            linger: None,
+            routing_id: None,
+            router_mandatory: false,
+            router_handover: false,
+            probe_router: false,
+            req_correlate: false,
+            req_relaxed: false,
+            max_msg_size: Some(Limits::DEFAULT_MAX_MESSAGE),
+            max_frames_per_message: Limits::DEFAULT_MAX_FRAMES,
+            handshake_interval: Some(ConnectionConfig::DEFAULT_HANDSHAKE_TIMEOUT),
+            max_handshakes: 1024,
+            reconnect_interval: Some(Duration::from_millis(100)),
+            reconnect_interval_max: None,
+            connect_timeout: None,
+            send_timeout: None,
+            recv_timeout: None,
+            immediate: false,
+            ipv6: false,
+            tcp_keepalive: None,
+            tcp_keepalive_idle: None,
+            tcp_keepalive_interval: None,
+            tcp_keepalive_count: None,
+            heartbeat_interval: None,
+            heartbeat_timeout: None,
+            heartbeat_ttl: None,
+        }
+    }
+}
+
+impl Options {
+    /// Checks the values and builds the per-connection configuration for `socket_type`.
+    pub(crate) fn connection_config(&self, socket_type: SocketType) -> Result<ConnectionConfig, Error> {
+        let max = self.max_msg_size.unwrap_or(i64::MAX as u64);
+        let limits = Limits {
+            max_frame_size: max,
+            max_message_size: max,
+            max_frames_per_message: self.max_frames_per_message.max(1),
+            ..Limits::default()
+        };
+        let mut config = ConnectionConfig::new(socket_type)
+            .limits(limits)
+            .handshake_timeout(self.handshake_interval)
+            .heartbeat(HeartbeatConfig {
+                interval: self.heartbeat_interval,
+                timeout: self.heartbeat_timeout,
+                ttl: self.heartbeat_ttl,
+            });
+        if let Some(id) = &self.routing_id {
+            config = config
+                .identity(id.clone())
+                .map_err(|e| Error::InvalidOption { name: "ZMQ_ROUTING_ID", reason: e.to_string() })?;
+        }
+        if self.heartbeat_ttl.is_some_and(|t| t >= Duration::from_millis(65_600)) {
+            tracing::warn!(
+                "ZMQ_HEARTBEAT_TTL of {:?} or more is misread by libzmq peers (libzmq #4226)",
+                self.heartbeat_ttl
+            );
+        }
+        Ok(config)
+    }
+
+    /// What the transports need.
+    pub(crate) fn transport_options(&self) -> TransportOptions {
+        TransportOptions {
+            tcp_keepalive: self.tcp_keepalive,
+            tcp_keepalive_idle: self.tcp_keepalive_idle,
+            tcp_keepalive_interval: self.tcp_keepalive_interval,
+            tcp_keepalive_count: self.tcp_keepalive_count,
+            connect_timeout: self.connect_timeout,
+            ipv6: self.ipv6,
+        }
+    }
+
+    /// The effective per-peer send limit in messages (`usize::MAX` when unlimited).
+    pub(crate) fn send_limit(&self) -> usize {
+        if self.send_hwm == 0 {
+            usize::MAX
+        } else {
+            self.send_hwm
+        }
+    }
+
+    /// The effective per-peer receive limit in messages.
+    pub(crate) fn recv_limit(&self) -> usize {
+        if self.recv_hwm == 0 {
+            usize::MAX
+        } else {
+            self.recv_hwm
+        }
+    }
+
+    /// The effective per-queue byte cap.
+    pub(crate) fn bytes_limit(&self) -> usize {
+        if self.queue_bytes_max == 0 {
+            usize::MAX
+        } else {
+            self.queue_bytes_max
+        }
+    }
+}

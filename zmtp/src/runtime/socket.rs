@@ -1,0 +1,427 @@
+//! [`Socket`]: a ZeroMQ socket on tokio.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> zmtp::Result<()> {
+//! use zmtp::{Socket, SocketType};
+//!
+//! let server = Socket::new(SocketType::Rep)?;
+//! let endpoint = server.bind("tcp://127.0.0.1:*").await?;
+//! let client = Socket::new(SocketType::Req)?;
+//! client.connect(&endpoint)?;
+//!
+//! client.send("hello").await?;
+//! let request = server.recv().await?;
+//! assert_eq!(request.frames()[0], "hello");
+//! server.send("world").await?;
+//! assert_eq!(client.recv().await?.frames()[0], "world");
+//! # Ok(()) }
+//! ```
+
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use super::core::{SendOutcome, Shared};
+use super::driver::{drive, HandshakeGuard, PeerSlot};
+use super::endpoint::Endpoint;
+use super::monitor::{Monitor, SocketEventKind};
+use super::options::Options;
+use super::transport::{self, Listener};
+use crate::error::{Error, Result, SendError};
+use crate::message::Msg;
+use crate::pattern::{self, Attach, PeerDetails};
+use crate::proto::{Connection, SocketType};
+
+/// A ZeroMQ socket. Cheap to clone: clones are handles to the same socket and may be used from
+/// different tasks at once. The socket closes when the last handle is dropped (queued messages are
+/// still sent, for up to `linger`, in the background) or when [`Socket::close`] is awaited.
+#[derive(Debug, Clone)]
+pub struct Socket {
+    handle: Arc<Handle>,
+}
+
+/// Closes the socket when the last [`Socket`] clone is dropped.
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<Shared>,
+    /// Bound and connected endpoints, with the token that ends each.
+    endpoints: Mutex<Vec<(String, CancellationToken)>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.close(linger_deadline(&self.shared.options));
+        self.shared.tasks.close();
+        self.shared.monitors.stop();
+    }
+}
+
+fn linger_deadline(options: &Options) -> Option<Instant> {
+    options.linger.and_then(|d| tokio::time::Instant::now().into_std().checked_add(d))
+}
+
+/// A random 32-bit seed (std's hasher keys are random per process and per call).
+pub(crate) fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish() as u32
+}
+
+impl Socket {
+    /// A socket of `socket_type` with default options.
+    pub fn new(socket_type: SocketType) -> Result<Socket> {
+        Socket::with_options(socket_type, Options::default())
+    }
+
+    /// A socket of `socket_type` with `options`. Fails if an option is invalid (naming it) or the
+    /// socket type is not implemented yet.
+    pub fn with_options(socket_type: SocketType, options: Options) -> Result<Socket> {
+        let pattern = pattern::for_socket_type(socket_type, &options, random_u32())
+            .ok_or(Error::NotSupported { socket_type, operation: "be created yet (not implemented)" })?;
+        let shared = Arc::new(Shared::new(socket_type, options, pattern)?);
+        Ok(Socket { handle: Arc::new(Handle { shared, endpoints: Mutex::new(Vec::new()) }) })
+    }
+
+    /// The socket's type.
+    pub fn socket_type(&self) -> SocketType {
+        self.handle.shared.socket_type
+    }
+
+    /// The socket's options.
+    pub fn options(&self) -> &Options {
+        &self.handle.shared.options
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    fn add_endpoint(&self, endpoint: String) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.handle.endpoints.lock().unwrap_or_else(|e| e.into_inner()).push((endpoint, token.clone()));
+        token
+    }
+
+    /// A stream of this socket's events (connections, handshakes, disconnections).
+    pub fn monitor(&self) -> Monitor {
+        self.shared().monitors.subscribe()
+    }
+
+    /// Binds to `endpoint` and returns the endpoint actually bound (`tcp://127.0.0.1:*` comes back
+    /// with its port), as libzmq's `ZMQ_LAST_ENDPOINT`.
+    pub async fn bind(&self, endpoint: &str) -> Result<String> {
+        let parsed: Endpoint = endpoint.parse()?;
+        let shared = self.shared().clone();
+        if shared.is_closing() {
+            return Err(Error::Closed);
+        }
+        let (listener, bound) = match Listener::bind(&parsed, &shared.options.transport_options()).await {
+            Ok(ok) => ok,
+            Err(source) => {
+                shared.monitors.emit(endpoint, SocketEventKind::BindFailed(source.to_string()));
+                return Err(Error::Bind { endpoint: endpoint.to_owned(), source });
+            }
+        };
+        let bound = bound.to_string();
+        let token = self.add_endpoint(bound.clone());
+        shared.monitors.emit(&bound, SocketEventKind::Listening);
+        let task_shared = shared.clone();
+        let name = bound.clone();
+        shared.tasks.spawn(accept_loop(task_shared, listener, name, token));
+        Ok(bound)
+    }
+
+    /// Connects to `endpoint` in the background and returns at once (RFC: connections are
+    /// asynchronous and reconnect after failures). Messages sent meanwhile wait in the peer's queue,
+    /// except for ROUTER and with `immediate`. Must be called within a tokio runtime.
+    pub fn connect(&self, endpoint: &str) -> Result<()> {
+        self.connect_inner(endpoint, None)
+    }
+
+    /// Connects as [`Socket::connect`], naming the peer `routing_id` in this ROUTER's routing
+    /// (`ZMQ_CONNECT_ROUTING_ID`).
+    pub fn connect_with_routing_id(&self, endpoint: &str, routing_id: impl Into<Bytes>) -> Result<()> {
+        let id = routing_id.into();
+        if id.is_empty() || id.len() > 255 {
+            return Err(Error::InvalidOption {
+                name: "ZMQ_CONNECT_ROUTING_ID",
+                reason: format!("must be 1 to 255 octets, not {}", id.len()),
+            });
+        }
+        self.connect_inner(endpoint, Some(id))
+    }
+
+    fn connect_inner(&self, endpoint: &str, routing_id: Option<Bytes>) -> Result<()> {
+        let parsed: Endpoint = endpoint.parse()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let shared = self.shared().clone();
+        if shared.is_closing() {
+            return Err(Error::Closed);
+        }
+        let token = self.add_endpoint(endpoint.to_owned());
+        let _guard = runtime.enter();
+        shared.tasks.spawn(session(shared.clone(), parsed, endpoint.to_owned(), routing_id, token));
+        Ok(())
+    }
+
+    /// Stops listening on an endpoint `bind` returned, and closes the connections accepted on it.
+    pub fn unbind(&self, endpoint: &str) -> Result<()> {
+        self.end_endpoint(endpoint)
+    }
+
+    /// Disconnects from an endpoint given to `connect`; its queued messages are dropped.
+    pub fn disconnect(&self, endpoint: &str) -> Result<()> {
+        self.end_endpoint(endpoint)
+    }
+
+    fn end_endpoint(&self, endpoint: &str) -> Result<()> {
+        let mut endpoints = self.handle.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let i = endpoints
+            .iter()
+            .position(|(e, _)| e == endpoint)
+            .ok_or_else(|| Error::UnknownEndpoint(endpoint.to_owned()))?;
+        let (_, token) = endpoints.remove(i);
+        token.cancel();
+        Ok(())
+    }
+
+    /// Sends a message, waiting for room as the socket type prescribes (up to `send_timeout`). If
+    /// the future is dropped before it completes, the message is dropped (it was not sent).
+    pub async fn send(&self, msg: impl Into<Msg>) -> Result<(), SendError> {
+        let shared = self.shared();
+        let mut msg = Some(msg.into());
+        let timeout = shared.options.send_timeout;
+        let attempt = poll_fn(|cx| {
+            let Some(m) = msg.take() else { return Poll::Ready(Ok(())) };
+            match shared.send(m, Some(cx.waker())) {
+                SendOutcome::Done => Poll::Ready(Ok(())),
+                SendOutcome::Blocked(m) => {
+                    msg = Some(m);
+                    Poll::Pending
+                }
+                SendOutcome::Failed(error, m) => Poll::Ready(Err(SendError { error, msg: m })),
+            }
+        });
+        let result = match timeout {
+            None => attempt.await,
+            Some(t) if t.is_zero() => return self.try_send(msg.take().unwrap_or_default()),
+            Some(t) => match tokio::time::timeout(t, attempt).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            },
+        };
+        match (result, msg) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(m)) => Err(SendError { error: Error::WouldBlock, msg: m }),
+            (Ok(()), None) => Ok(()),
+        }
+    }
+
+    /// Sends a message if it can be queued now; [`Error::WouldBlock`] otherwise.
+    pub fn try_send(&self, msg: impl Into<Msg>) -> Result<(), SendError> {
+        match self.shared().send(msg.into(), None) {
+            SendOutcome::Done => Ok(()),
+            SendOutcome::Blocked(msg) => Err(SendError { error: Error::WouldBlock, msg }),
+            SendOutcome::Failed(error, msg) => Err(SendError { error, msg }),
+        }
+    }
+
+    /// Receives the next message (all its frames), waiting up to `recv_timeout`. Cancel-safe: if the
+    /// future is dropped, no message is lost.
+    pub async fn recv(&self) -> Result<Msg> {
+        let shared = self.shared();
+        let attempt = poll_fn(|cx| match shared.recv(Some(cx.waker())) {
+            Ok(Some(msg)) => Poll::Ready(Ok(msg)),
+            Ok(None) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        });
+        match shared.options.recv_timeout {
+            None => attempt.await,
+            Some(t) if t.is_zero() => self.try_recv(),
+            Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or(Err(Error::WouldBlock)),
+        }
+    }
+
+    /// The next message if one is queued; [`Error::WouldBlock`] otherwise.
+    pub fn try_recv(&self) -> Result<Msg> {
+        self.shared().recv(None)?.ok_or(Error::WouldBlock)
+    }
+
+    /// Closes the socket (every handle): stops listening and connecting, sends what is queued for up
+    /// to `linger`, then returns once every connection is closed.
+    pub async fn close(self) {
+        let shared = self.shared().clone();
+        shared.close(linger_deadline(&shared.options));
+        shared.tasks.close();
+        shared.tasks.wait().await;
+        shared.monitors.stop();
+    }
+}
+
+/// Accepts connections until the socket closes or the endpoint is unbound.
+async fn accept_loop(
+    shared: Arc<Shared>,
+    mut listener: Listener,
+    endpoint: String,
+    token: CancellationToken,
+) {
+    let in_handshake = Arc::new(AtomicUsize::new(0));
+    let mut refused_logged: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            _ = token.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer_address)) => {
+                shared.monitors.emit(&endpoint, SocketEventKind::Accepted(peer_address.clone()));
+                if in_handshake.load(Ordering::Relaxed) >= shared.options.max_handshakes {
+                    let now = Instant::now();
+                    if refused_logged.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10)) {
+                        tracing::warn!(
+                            endpoint,
+                            peer_address,
+                            "{} handshakes in progress: closing new connections",
+                            shared.options.max_handshakes
+                        );
+                        refused_logged = Some(now);
+                    }
+                    continue;
+                }
+                let guard = HandshakeGuard::new(in_handshake.clone());
+                let shared2 = shared.clone();
+                let endpoint2 = endpoint.clone();
+                let token2 = token.clone();
+                shared.tasks.spawn(async move {
+                    let now = tokio::time::Instant::now().into_std();
+                    let conn = Connection::new(shared2.config.clone(), now);
+                    let slot = PeerSlot::AtHandshake { connect_routing_id: None };
+                    let outcome = drive(&shared2, stream, conn, &endpoint2, slot, Some(guard), token2).await;
+                    report_end(&shared2, &endpoint2, &outcome, &peer_address);
+                });
+            }
+            Err(e) => {
+                shared.monitors.emit(&endpoint, SocketEventKind::AcceptFailed(e.to_string()));
+                tracing::warn!(endpoint, "accept failed: {e}");
+                // Out of file descriptors and the like: do not spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    shared.monitors.emit(&endpoint, SocketEventKind::Closed);
+}
+
+fn report_end(shared: &Shared, endpoint: &str, outcome: &super::driver::Outcome, peer: &str) {
+    let reason = outcome.end.describe();
+    if outcome.handshaken {
+        tracing::debug!(endpoint, peer, "disconnected: {reason}");
+        shared.monitors.emit(endpoint, SocketEventKind::Disconnected(reason));
+    } else {
+        tracing::info!(endpoint, peer, "handshake failed: {reason}");
+        shared.monitors.emit(endpoint, SocketEventKind::HandshakeFailed(reason.clone()));
+        shared.monitors.emit(endpoint, SocketEventKind::Disconnected(reason));
+    }
+}
+
+/// Connects, runs the connection, and reconnects with back-off until the socket closes, the
+/// endpoint is disconnected, or the peer ends it fatally (an ERROR command).
+async fn session(
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    name: String,
+    routing_id: Option<Bytes>,
+    token: CancellationToken,
+) {
+    // Load-balancing types get the peer's queue now, so messages wait while it connects.
+    let mut session_peer = None;
+    if shared.pattern_attaches_before_handshake() && !shared.options.immediate {
+        let id = shared.add_peer();
+        let details = PeerDetails { info: None, connect_routing_id: routing_id.as_ref() };
+        match shared.attach(id, details) {
+            Attach::Refused(_) => shared.remove_peer(id),
+            _ => session_peer = Some(id),
+        }
+    }
+    let transport_options = shared.options.transport_options();
+    let base = shared.options.reconnect_interval;
+    let mut interval = base;
+    loop {
+        let stop = || {
+            token.is_cancelled()
+                || shared.linger_expired()
+                || (shared.is_closing() && !session_peer.is_some_and(|p| shared.has_queued(p)))
+        };
+        if stop() {
+            break;
+        }
+        let connected = tokio::select! {
+            _ = token.cancelled() => break,
+            _ = shared.shutdown.cancelled(), if session_peer.is_none() => break,
+            c = transport::connect(&endpoint, &transport_options) => c,
+        };
+        match connected {
+            Ok(stream) => {
+                shared.monitors.emit(&name, SocketEventKind::Connected);
+                let now = tokio::time::Instant::now().into_std();
+                let conn = Connection::new(shared.config.clone(), now);
+                let slot = match session_peer {
+                    Some(id) => PeerSlot::Session(id),
+                    None => PeerSlot::AtHandshake { connect_routing_id: routing_id.clone() },
+                };
+                let outcome = drive(&shared, stream, conn, &name, slot, None, token.clone()).await;
+                report_end(&shared, &name, &outcome, &name);
+                if outcome.handshaken {
+                    interval = base;
+                }
+                if !outcome.end.may_reconnect() {
+                    if !matches!(outcome.end, super::driver::End::Local) {
+                        tracing::warn!(endpoint = name, "not reconnecting: {}", outcome.end.describe());
+                    }
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(endpoint = name, "connect failed: {e}");
+                shared.monitors.emit(&name, SocketEventKind::ConnectDelayed(e.to_string()));
+            }
+        }
+        let Some(wait) = interval else { break };
+        if stop() {
+            break;
+        }
+        let wait = with_jitter(wait);
+        shared.monitors.emit(&name, SocketEventKind::ConnectRetried(wait));
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = shared.shutdown.cancelled(), if session_peer.is_none() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if let (Some(current), Some(max)) = (interval, shared.options.reconnect_interval_max) {
+            if max > current {
+                interval = Some((current * 2).min(max));
+            }
+        }
+    }
+    if let Some(id) = session_peer {
+        shared.remove_peer(id);
+    }
+}
+
+/// `wait` plus up to 10% random jitter, so peers restarted together do not reconnect in lockstep.
+fn with_jitter(wait: Duration) -> Duration {
+    let jitter = wait / 10;
+    if jitter.is_zero() {
+        return wait;
+    }
+    let nanos = u64::from(random_u32()) % (jitter.as_nanos().min(u128::from(u64::MAX)) as u64).max(1);
+    wait + Duration::from_nanos(nanos)
+}
