@@ -1,5 +1,7 @@
 //! Socket semantics over real loopback transports, our sockets on both ends.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -75,4 +77,347 @@ async fn dealer_router_identities() {
     let got = recv_timeout(&router).await;
     assert_eq!(got.frames()[0].len(), 5);
     assert_eq!(got.frames()[0][0], 0);
+}
+
+async fn pair_over(kind: (SocketType, SocketType), endpoint: &str) -> (Socket, Socket) {
+    let server = Socket::new(kind.0).unwrap();
+    let ep = server.bind(endpoint).await.unwrap();
+    let client = Socket::new(kind.1).unwrap();
+    client.connect(&ep).unwrap();
+    (server, client)
+}
+
+fn opts(f: impl FnOnce(&mut Options)) -> Options {
+    let mut o = Options::default();
+    f(&mut o);
+    o
+}
+
+#[tokio::test]
+async fn inproc_connect_before_bind() {
+    let push = Socket::new(SocketType::Push).unwrap();
+    push.connect("inproc://connect-before-bind").unwrap();
+    push.send(msg(&["early"])).await.unwrap();
+    let pull = Socket::new(SocketType::Pull).unwrap();
+    pull.bind("inproc://connect-before-bind").await.unwrap();
+    assert_eq!(strings(&recv_timeout(&pull).await), ["early"]);
+}
+
+#[tokio::test]
+async fn ipc_pair_exchanges_multipart() {
+    let dir = std::env::temp_dir().join(format!("zmtp-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ep = format!("ipc://{}/pair.sock", dir.display());
+    let (a, b) = pair_over((SocketType::Pair, SocketType::Pair), &ep).await;
+    b.send(msg(&["one", "", "three"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&a).await), ["one", "", "three"]);
+    a.send(msg(&[""])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&b).await), [""]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn dealer_round_robins_and_fair_queues() {
+    let dealer = Socket::new(SocketType::Dealer).unwrap();
+    let ep = dealer.bind("tcp://127.0.0.1:*").await.unwrap();
+    let mut peers = Vec::new();
+    for _ in 0..2 {
+        let p = Socket::new(SocketType::Dealer).unwrap();
+        p.connect(&ep).unwrap();
+        let mut mon = p.monitor();
+        while let Some(ev) = mon.recv().await {
+            if ev.kind == zmtp::SocketEventKind::HandshakeSucceeded {
+                break;
+            }
+        }
+        peers.push(p);
+    }
+    // Wait until the binder has both peers attached: it handshakes at about the same time.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..4 {
+        dealer.send(format!("{i}")).await.unwrap();
+    }
+    let a: Vec<_> =
+        [recv_timeout(&peers[0]).await, recv_timeout(&peers[0]).await].iter().map(strings).collect();
+    let b: Vec<_> =
+        [recv_timeout(&peers[1]).await, recv_timeout(&peers[1]).await].iter().map(strings).collect();
+    let mut all = [a.clone(), b.clone()].concat();
+    all.sort();
+    assert_eq!(all, [["0"], ["1"], ["2"], ["3"]]);
+    assert_ne!(a, b);
+    // Fair queuing: both peers queue 5 messages before we read; we read them alternately.
+    for p in &peers {
+        for j in 0..5 {
+            p.send(format!("{j}")).await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got: Vec<String> = futures_collect(&dealer, 10).await;
+    for pair in got.chunks(2) {
+        assert_eq!(pair[0], pair[1], "alternating peers deliver the same sequence numbers: {got:?}");
+    }
+}
+
+async fn futures_collect(s: &Socket, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(strings(&recv_timeout(s).await).concat());
+    }
+    out
+}
+
+#[tokio::test]
+async fn req_accepts_reply_only_from_peer_asked_and_enforces_alternation() {
+    let router = Socket::new(SocketType::Router).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let req = Socket::new(SocketType::Req).unwrap();
+    req.connect(&ep).unwrap();
+    assert!(matches!(req.recv().await, Err(Error::InvalidState(_))));
+    req.send(msg(&["q"])).await.unwrap();
+    assert!(matches!(req.send(msg(&["again"])).await, Err(e) if matches!(e.error, Error::InvalidState(_))));
+    let got = recv_timeout(&router).await;
+    assert_eq!(got.frames()[1], "", "REQ adds the empty delimiter");
+    let id = got.frames()[0].clone();
+    // A reply without the delimiter is dropped; then a good one is accepted.
+    router.send(Msg::from(vec![id.clone(), Bytes::from("bad")])).await.unwrap();
+    router.send(Msg::from(vec![id, Bytes::new(), Bytes::from("good")])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&req).await), ["good"]);
+}
+
+#[tokio::test]
+async fn rep_restores_envelope_for_router_client() {
+    let rep = Socket::new(SocketType::Rep).unwrap();
+    let ep = rep.bind("tcp://127.0.0.1:*").await.unwrap();
+    let dealer = Socket::new(SocketType::Dealer).unwrap();
+    dealer.connect(&ep).unwrap();
+    dealer.send(msg(&["hop1", "hop2", "", "body"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&rep).await), ["body"]);
+    assert!(matches!(rep.recv().await, Err(Error::InvalidState(_))));
+    rep.send(msg(&["reply"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&dealer).await), ["hop1", "hop2", "", "reply"]);
+}
+
+#[tokio::test]
+async fn router_drops_unroutable_or_fails_when_mandatory() {
+    let router = Socket::new(SocketType::Router).unwrap();
+    router.send(msg(&["nobody", "x"])).await.unwrap();
+    let mandatory = Socket::with_options(SocketType::Router, opts(|o| o.router_mandatory = true)).unwrap();
+    let err = mandatory.send(msg(&["nobody", "x"])).await.unwrap_err();
+    assert!(matches!(err.error, Error::HostUnreachable(_)));
+    assert_eq!(err.msg.frames().len(), 2, "the message is handed back");
+}
+
+#[tokio::test]
+async fn router_handover_moves_identity_to_new_connection() {
+    let router = Socket::with_options(SocketType::Router, opts(|o| o.router_handover = true)).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let id_opts = || opts(|o| o.routing_id = Some(Bytes::from_static(b"same")));
+    let first = Socket::with_options(SocketType::Dealer, id_opts()).unwrap();
+    first.connect(&ep).unwrap();
+    first.send(msg(&["from first"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&router).await), ["same", "from first"]);
+    let second = Socket::with_options(SocketType::Dealer, id_opts()).unwrap();
+    second.connect(&ep).unwrap();
+    second.send(msg(&["from second"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&router).await), ["same", "from second"]);
+    router.send(msg(&["same", "to newest"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&second).await), ["to newest"]);
+}
+
+#[tokio::test]
+async fn router_without_handover_refuses_duplicate_identity() {
+    let router = Socket::new(SocketType::Router).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let id_opts = || opts(|o| o.routing_id = Some(Bytes::from_static(b"dup")));
+    let first = Socket::with_options(SocketType::Dealer, id_opts()).unwrap();
+    first.connect(&ep).unwrap();
+    first.send(msg(&["1"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&router).await), ["dup", "1"]);
+    let second = Socket::with_options(SocketType::Dealer, id_opts()).unwrap();
+    second.connect(&ep).unwrap();
+    second.send(msg(&["2"])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    router.send(msg(&["dup", "to first"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&first).await), ["to first"]);
+    assert!(router.try_recv().is_err(), "the duplicate's message never arrives");
+}
+
+#[tokio::test]
+async fn pair_refuses_second_peer() {
+    let (a, b) = pair_over((SocketType::Pair, SocketType::Pair), "tcp://127.0.0.1:*").await;
+    b.send(msg(&["first"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&a).await), ["first"]);
+    let ep = a.bind("tcp://127.0.0.1:*").await.unwrap();
+    let c = Socket::new(SocketType::Pair).unwrap();
+    c.connect(&ep).unwrap();
+    c.send(msg(&["intruder"])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.send(msg(&["back"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&b).await), ["back"]);
+    assert!(a.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn send_hwm_blocks_and_times_out() {
+    let o = opts(|o| {
+        o.send_hwm = 5;
+        o.send_timeout = Some(Duration::from_millis(50));
+    });
+    let push = Socket::with_options(SocketType::Push, o).unwrap();
+    // Nobody listens here: the connecting peer's queue takes exactly HWM messages (RFC 30).
+    push.connect("tcp://127.0.0.1:1").unwrap();
+    for i in 0..5 {
+        push.try_send(format!("{i}")).unwrap();
+    }
+    let err = push.try_send(msg(&["full"])).unwrap_err();
+    assert!(matches!(err.error, Error::WouldBlock));
+    let err = push.send(msg(&["full"])).await.unwrap_err();
+    assert!(matches!(err.error, Error::WouldBlock));
+    assert_eq!(strings(&err.msg), ["full"]);
+}
+
+#[tokio::test]
+async fn immediate_does_not_queue_to_connecting_peers() {
+    let push = Socket::with_options(SocketType::Push, opts(|o| o.immediate = true)).unwrap();
+    push.connect("tcp://127.0.0.1:1").unwrap();
+    assert!(matches!(push.try_send(msg(&["x"])).unwrap_err().error, Error::WouldBlock));
+}
+
+#[tokio::test]
+async fn recv_timeout_and_cancelled_recv_loses_nothing() {
+    let (pull, push) = pair_over((SocketType::Pull, SocketType::Push), "tcp://127.0.0.1:*").await;
+    // A cancelled recv (timeout) must not lose the message that arrives later.
+    assert!(tokio::time::timeout(Duration::from_millis(20), pull.recv()).await.is_err());
+    push.send(msg(&["kept"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&pull).await), ["kept"]);
+    let timed =
+        Socket::with_options(SocketType::Pull, opts(|o| o.recv_timeout = Some(Duration::from_millis(30))))
+            .unwrap();
+    assert!(matches!(timed.recv().await, Err(Error::WouldBlock)));
+}
+
+#[tokio::test]
+async fn close_flushes_queued_messages() {
+    let pull = Socket::new(SocketType::Pull).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let push =
+        Socket::with_options(SocketType::Push, opts(|o| o.linger = Some(Duration::from_secs(5)))).unwrap();
+    push.connect(&ep).unwrap();
+    for i in 0..100 {
+        push.send(format!("{i}")).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(10), push.close()).await.unwrap();
+    for i in 0..100 {
+        assert_eq!(strings(&recv_timeout(&pull).await), [format!("{i}")]);
+    }
+}
+
+#[tokio::test]
+async fn reconnects_after_peer_restarts() {
+    let first = Socket::new(SocketType::Pull).unwrap();
+    let ep = first.bind("tcp://127.0.0.1:*").await.unwrap();
+    let push = Socket::new(SocketType::Push).unwrap();
+    let mut mon = push.monitor();
+    push.connect(&ep).unwrap();
+    push.send(msg(&["before"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&first).await), ["before"]);
+    first.close().await;
+    // Messages written to a connection the peer has already closed are lost (as with libzmq); once
+    // the disconnection is seen, they wait in the queue for the next connection.
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
+        if matches!(ev.kind, zmtp::SocketEventKind::Disconnected(_)) {
+            break;
+        }
+    }
+    push.send(msg(&["while down"])).await.unwrap();
+    let second = Socket::new(SocketType::Pull).unwrap();
+    let mut bound = None;
+    for _ in 0..50 {
+        match second.bind(&ep).await {
+            Ok(e) => {
+                bound = Some(e);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(bound.is_some(), "could not re-bind {ep}");
+    push.send(msg(&["after"])).await.unwrap();
+    let got = [strings(&recv_timeout(&second).await), strings(&recv_timeout(&second).await)];
+    assert_eq!(got, [["while down"], ["after"]]);
+}
+
+#[tokio::test]
+async fn monitor_reports_connection_lifecycle() {
+    let rep = Socket::new(SocketType::Rep).unwrap();
+    let ep = rep.bind("tcp://127.0.0.1:*").await.unwrap();
+    let req = Socket::new(SocketType::Req).unwrap();
+    let mut mon = req.monitor();
+    req.connect(&ep).unwrap();
+    let mut kinds = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await {
+        assert_eq!(ev.endpoint, ep);
+        let done = ev.kind == zmtp::SocketEventKind::HandshakeSucceeded;
+        kinds.push(ev.kind);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(kinds, [zmtp::SocketEventKind::Connected, zmtp::SocketEventKind::HandshakeSucceeded]);
+    rep.close().await;
+    let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
+    assert!(matches!(ev.kind, zmtp::SocketEventKind::Disconnected(_)), "{ev:?}");
+}
+
+#[tokio::test]
+async fn incompatible_socket_type_is_refused() {
+    let pull = Socket::new(SocketType::Pull).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let req = Socket::new(SocketType::Req).unwrap();
+    let mut mon = req.monitor();
+    req.connect(&ep).unwrap();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
+        if let zmtp::SocketEventKind::HandshakeFailed(reason) = ev.kind {
+            assert!(reason.contains("PULL") || reason.contains("socket type"), "{reason}");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn probe_router_sends_empty_message_on_connect() {
+    let router = Socket::new(SocketType::Router).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let dealer = Socket::with_options(SocketType::Dealer, opts(|o| o.probe_router = true)).unwrap();
+    dealer.connect(&ep).unwrap();
+    let got = recv_timeout(&router).await;
+    assert_eq!(got.frames().len(), 2);
+    assert!(got.frames()[1].is_empty());
+}
+
+#[tokio::test]
+async fn unbind_and_disconnect() {
+    let pull = Socket::new(SocketType::Pull).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    assert!(matches!(pull.unbind("tcp://127.0.0.1:1"), Err(Error::UnknownEndpoint(_))));
+    pull.unbind(&ep).unwrap();
+    let push = Socket::new(SocketType::Push).unwrap();
+    push.connect(&ep).unwrap();
+    push.disconnect(&ep).unwrap();
+    assert!(push.disconnect(&ep).is_err());
+}
+
+#[test]
+fn blocking_facade_round_trip() {
+    let rep = zmtp::blocking::Socket::new(SocketType::Rep).unwrap();
+    let ep = rep.bind("tcp://127.0.0.1:*").unwrap();
+    let req = zmtp::blocking::Socket::new(SocketType::Req).unwrap();
+    req.connect(&ep).unwrap();
+    req.send("ping").unwrap();
+    assert_eq!(strings(&rep.recv().unwrap()), ["ping"]);
+    rep.send("pong").unwrap();
+    assert_eq!(strings(&req.recv().unwrap()), ["pong"]);
+    req.close();
 }

@@ -383,7 +383,7 @@ mod tests {
     fn info_with_identity(id: &'static str) -> crate::proto::PeerInfo {
         use crate::proto::{Metadata, Version};
         let mut metadata = Metadata::new();
-        metadata.insert("Identity", Bytes::from(id)).unwrap();
+        metadata.insert("Identity", Bytes::from(id));
         crate::proto::PeerInfo {
             version: Version::V3_1,
             announced_version: Version::V3_1,

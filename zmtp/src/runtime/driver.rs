@@ -227,11 +227,14 @@ impl Driver<'_> {
         // 2. Exchange messages with the socket.
         let mut linger_deadline = None;
         if let Some(peer) = self.peer {
-            let budget = if self.conn.is_ready() && self.conn.transmit().len() < TRANSMIT_HIGH {
-                OUT_BUDGET
-            } else {
-                0
-            };
+            // Nothing more is taken once the connection is ending: those messages stay queued for
+            // the next connection (a session's queue outlives its connections).
+            let budget =
+                if self.end.is_none() && self.conn.is_ready() && self.conn.transmit().len() < TRANSMIT_HIGH {
+                    OUT_BUDGET
+                } else {
+                    0
+                };
             let before = self.incoming.len();
             let x = self.shared.exchange(peer, &mut self.incoming, &mut self.outgoing, budget, cx.waker());
             if self.incoming.len() != before {

@@ -166,8 +166,20 @@ impl Socket {
             return Err(Error::Closed);
         }
         let token = self.add_endpoint(endpoint.to_owned());
+        // Load-balancing types get the peer's queue now, as libzmq creates the pipe in zmq_connect:
+        // messages sent from here on wait in it while the connection is made (RFC 28/30/31).
+        let mut session_peer = None;
+        if shared.pattern_attaches_before_handshake() && !shared.options.immediate {
+            let id = shared.add_peer();
+            let details = PeerDetails { info: None, connect_routing_id: routing_id.as_ref() };
+            match shared.attach(id, details) {
+                Attach::Refused(_) => shared.remove_peer(id),
+                _ => session_peer = Some(id),
+            }
+        }
         let _guard = runtime.enter();
-        shared.tasks.spawn(session(shared.clone(), parsed, endpoint.to_owned(), routing_id, token));
+        let name = endpoint.to_owned();
+        shared.tasks.spawn(session(shared.clone(), parsed, name, routing_id, session_peer, token));
         Ok(())
     }
 
@@ -339,18 +351,9 @@ async fn session(
     endpoint: Endpoint,
     name: String,
     routing_id: Option<Bytes>,
+    session_peer: Option<crate::pattern::PeerId>,
     token: CancellationToken,
 ) {
-    // Load-balancing types get the peer's queue now, so messages wait while it connects.
-    let mut session_peer = None;
-    if shared.pattern_attaches_before_handshake() && !shared.options.immediate {
-        let id = shared.add_peer();
-        let details = PeerDetails { info: None, connect_routing_id: routing_id.as_ref() };
-        match shared.attach(id, details) {
-            Attach::Refused(_) => shared.remove_peer(id),
-            _ => session_peer = Some(id),
-        }
-    }
     let transport_options = shared.options.transport_options();
     let base = shared.options.reconnect_interval;
     let mut interval = base;

@@ -98,7 +98,7 @@ impl IpcListener {
     /// - `*` binds a fresh `zmtp-….sock` path in [`std::env::temp_dir`].
     /// - Otherwise, if `path` already exists:
     ///   - a socket nobody listens on (a connect attempt is refused) is stale: it is removed and
-    ///     replaced;
+    ///     replaced (a live listener sees that probe as a connection closed before its greeting);
     ///   - a socket somebody listens on is left alone and the bind fails with `AddrInUse` (libzmq
     ///     unlinks it unconditionally, stealing the path from the live listener; we do not);
     ///   - anything else (a regular file, a directory, a symlink) is left alone and the bind fails with
