@@ -1,0 +1,215 @@
+//! Hostile peers against real sockets (reliability.md §7a/§7b cases that need a runtime): raw TCP
+//! clients send bytes no ZeroMQ peer would, and the socket must drop only them.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use zmtp::proto::loopback::null_peer_opening;
+use zmtp::proto::{SocketType as WireType, Version};
+use zmtp::{Msg, Options, Socket, SocketEventKind, SocketType};
+
+fn addr(endpoint: &str) -> String {
+    endpoint.trim_start_matches("tcp://").to_owned()
+}
+
+async fn recv_within(s: &Socket, secs: u64) -> Msg {
+    tokio::time::timeout(Duration::from_secs(secs), s.recv()).await.expect("timed out").expect("recv")
+}
+
+/// Reads until the server closes the connection; how long it took (panics after `limit`).
+fn wait_closed(stream: &mut TcpStream, limit: Duration) -> Duration {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(start.elapsed() < limit, "not closed within {limit:?}");
+        match stream.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return start.elapsed(),
+        }
+    }
+}
+
+/// A raw client that completed the NULL handshake as `as_type`.
+fn raw_peer(endpoint: &str, as_type: WireType) -> TcpStream {
+    let mut s = TcpStream::connect(addr(endpoint)).unwrap();
+    s.write_all(&null_peer_opening(as_type, Version::V3_1)).unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_one_connection_leaves_others_untouched() {
+    let router = Socket::new(SocketType::Router).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let good = Socket::with_options(
+        SocketType::Dealer,
+        Options { routing_id: Some(Bytes::from_static(b"good")), ..Options::default() },
+    )
+    .unwrap();
+    good.connect(&ep).unwrap();
+    good.send("hello").await.unwrap();
+    assert_eq!(recv_within(&router, 5).await.frames()[1], "hello");
+
+    let ep2 = ep.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut times = Vec::new();
+        // Not a greeting at all.
+        let mut a = TcpStream::connect(addr(&ep2)).unwrap();
+        a.write_all(&[0u8; 64]).unwrap();
+        times.push(wait_closed(&mut a, Duration::from_secs(5)));
+        // A valid handshake, then a frame header claiming 2^62 bytes.
+        let mut b = raw_peer(&ep2, WireType::Dealer);
+        b.write_all(&[0x02, 0x40, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        times.push(wait_closed(&mut b, Duration::from_secs(5)));
+        // Reserved flag bits.
+        let mut c = raw_peer(&ep2, WireType::Dealer);
+        c.write_all(&[0xf0, 0x00]).unwrap();
+        times.push(wait_closed(&mut c, Duration::from_secs(5)));
+        times
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed.len(), 3);
+    // The good peer is untouched, both ways.
+    good.send("still here").await.unwrap();
+    let got = recv_within(&router, 5).await;
+    assert_eq!(got.frames(), [Bytes::from("good"), Bytes::from("still here")]);
+    router.send(Msg::from(vec![Bytes::from("good"), Bytes::from("reply")])).await.unwrap();
+    assert_eq!(recv_within(&good, 5).await.frames()[0], "reply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_greeting_is_closed_at_the_handshake_timeout() {
+    let options = Options { handshake_interval: Some(Duration::from_millis(500)), ..Options::default() };
+    let router = Socket::with_options(SocketType::Router, options).unwrap();
+    let mut monitor = router.monitor();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let ep2 = ep.clone();
+    let took = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr(&ep2)).unwrap();
+        let opening = null_peer_opening(WireType::Dealer, Version::V3_1);
+        let start = Instant::now();
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        // One octet every 100 ms: traffic keeps flowing, but the handshake never completes in time.
+        for &b in &opening[..30] {
+            if s.write_all(&[b]).is_err() {
+                break;
+            }
+            let mut buf = [0u8; 256];
+            match s.read(&mut buf) {
+                Ok(0) => return start.elapsed(),
+                Ok(_) | Err(_) => {}
+            }
+        }
+        wait_closed(&mut s, Duration::from_secs(5)) + Duration::from_millis(0)
+    })
+    .await
+    .unwrap();
+    assert!(took >= Duration::from_millis(400), "closed too early: {took:?}");
+    assert!(took < Duration::from_millis(2500), "closed too late: {took:?}");
+    let mut saw_failure = false;
+    while let Some(ev) = monitor.try_recv() {
+        if let SocketEventKind::HandshakeFailed(reason) = ev.kind {
+            assert!(reason.contains("handshake"), "{reason}");
+            saw_failure = true;
+        }
+    }
+    assert!(saw_failure, "the monitor reports the handshake failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_dying_mid_message_delivers_nothing_of_it() {
+    let pull = Socket::new(SocketType::Pull).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let ep2 = ep.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = raw_peer(&ep2, WireType::Push);
+        // Two complete frames of a three-frame message, then the peer vanishes.
+        s.write_all(&[0x01, 0x01, b'a', 0x01, 0x01, b'b']).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(s);
+    })
+    .await
+    .unwrap();
+    let push = Socket::new(SocketType::Push).unwrap();
+    push.connect(&ep).unwrap();
+    push.send(Msg::from(vec![Bytes::from("whole"), Bytes::from("message")])).await.unwrap();
+    let got = recv_within(&pull, 5).await;
+    assert_eq!(got.frames(), [Bytes::from("whole"), Bytes::from("message")]);
+    assert!(pull.try_recv().is_err(), "no fragment of the dead peer's message");
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn open_files_soft_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// reliability.md B-13 (at 1,000): every connection handshakes, memory per idle connection is small
+/// and bounded, and an active client beside them is served normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_idle_connections_with_bounded_memory() {
+    const N: usize = 1000;
+    // Both ends live in this process: 2 descriptors per connection.
+    if open_files_soft_limit() < (2 * N + 200) as u64 {
+        panic!("raise the open-files limit to run this test (ulimit -n 4096); scripts/test-all.sh does");
+    }
+    let router = Socket::new(SocketType::Router).unwrap();
+    let mut monitor = router.monitor();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    // Warm up allocator arenas and the runtime with a few connections first.
+    let warm: Vec<TcpStream> = (0..20).map(|_| raw_peer(&ep, WireType::Dealer)).collect();
+    let mut handshakes = 0;
+    while handshakes < warm.len() {
+        if let SocketEventKind::HandshakeSucceeded = monitor.recv().await.unwrap().kind {
+            handshakes += 1;
+        }
+    }
+    let before = rss_kib();
+    let ep2 = ep.clone();
+    let clients = tokio::task::spawn_blocking(move || {
+        (0..N).map(|_| raw_peer(&ep2, WireType::Dealer)).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let mut handshakes = 0;
+    while handshakes < N {
+        let ev = tokio::time::timeout(Duration::from_secs(30), monitor.recv()).await.unwrap().unwrap();
+        if ev.kind == SocketEventKind::HandshakeSucceeded {
+            handshakes += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = rss_kib();
+    let per_conn = (after.saturating_sub(before)) as f64 / N as f64;
+    println!("RSS per idle handshaked connection: {per_conn:.1} KiB ({before} KiB -> {after} KiB for {N})");
+    assert!(per_conn < 48.0, "{per_conn:.1} KiB per idle connection");
+
+    // An active client beside them gets normal service.
+    let dealer = Socket::new(SocketType::Dealer).unwrap();
+    dealer.connect(&ep).unwrap();
+    let start = Instant::now();
+    dealer.send("ping").await.unwrap();
+    let got = recv_within(&router, 5).await;
+    router.send(Msg::from(vec![got.frames()[0].clone(), Bytes::from("pong")])).await.unwrap();
+    assert_eq!(recv_within(&dealer, 5).await.frames()[0], "pong");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    drop(clients);
+    drop(warm);
+}
