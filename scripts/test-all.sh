@@ -44,7 +44,6 @@ section "3/4 cargo test --workspace (unit, golden, property, sockets, examples, 
 # the hard limit allows (it says what it needs if that is still too low).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 cargo test --workspace
-cargo test --workspace --doc
 
 if [[ "$FUZZ_SECONDS" == 0 ]]; then
     section "4/4 fuzzing skipped (FUZZ_SECONDS=0)"

@@ -213,3 +213,60 @@ async fn thousand_idle_connections_with_bounded_memory() {
     drop(clients);
     drop(warm);
 }
+
+/// A peer that handshakes and then goes silent (never answers PINGs) is closed after the heartbeat
+/// timeout; the monitor says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_peer_is_closed_by_heartbeat_timeout() {
+    let options = Options {
+        heartbeat_interval: Some(Duration::from_millis(100)),
+        heartbeat_timeout: Some(Duration::from_millis(300)),
+        ..Options::default()
+    };
+    let router = Socket::with_options(SocketType::Router, options).unwrap();
+    let mut monitor = router.monitor();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let ep2 = ep.clone();
+    let took = tokio::task::spawn_blocking(move || {
+        let mut s = raw_peer(&ep2, WireType::Dealer);
+        wait_closed(&mut s, Duration::from_secs(5))
+    })
+    .await
+    .unwrap();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    let mut reason = None;
+    while let Some(ev) = monitor.try_recv() {
+        if let SocketEventKind::Disconnected(r) = ev.kind {
+            reason = Some(r);
+        }
+    }
+    let reason = reason.expect("a Disconnected event");
+    assert!(reason.contains("PING"), "{reason}");
+}
+
+/// Two of our sockets with heartbeats on both sides stay connected while idle (each answers the
+/// other's PINGs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_heartbeating_peers_stay_connected() {
+    let options = || Options {
+        heartbeat_interval: Some(Duration::from_millis(50)),
+        heartbeat_timeout: Some(Duration::from_millis(150)),
+        heartbeat_ttl: Some(Duration::from_millis(500)),
+        ..Options::default()
+    };
+    let rep = Socket::with_options(SocketType::Rep, options()).unwrap();
+    let ep = rep.bind("tcp://127.0.0.1:*").await.unwrap();
+    let req = Socket::with_options(SocketType::Req, options()).unwrap();
+    let mut monitor = req.monitor();
+    req.connect(&ep).unwrap();
+    req.send("first").await.unwrap();
+    recv_within(&rep, 5).await;
+    rep.send("ok").await.unwrap();
+    recv_within(&req, 5).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    while let Some(ev) = monitor.try_recv() {
+        assert!(!matches!(ev.kind, SocketEventKind::Disconnected(_)), "{ev:?}");
+    }
+    req.send("second").await.unwrap();
+    assert_eq!(recv_within(&rep, 5).await.frames()[0], "second");
+}
