@@ -3,11 +3,17 @@
 //! A pure-Rust implementation of ZeroMQ's wire protocol, ZMTP 3.x (RFC 23 and RFC 37), and, as it grows,
 //! the ZeroMQ sockets built on it.
 //!
-//! This release contains the protocol core, [`proto`]: a sans-IO state machine that turns bytes into
-//! frames, commands, handshake steps and events and back. It never touches sockets, tasks or the clock:
-//! the caller feeds it bytes and the current [`std::time::Instant`], and polls it for events, bytes to
-//! transmit and the next deadline. Every byte-level behaviour is therefore a plain unit test and a fuzz
-//! target.
+//! Two layers:
+//!
+//! - [`Socket`]: ZeroMQ sockets on tokio (REQ, REP, DEALER, ROUTER, PUSH, PULL, PAIR) over `tcp://`,
+//!   `ipc://` and `inproc://`, with libzmq's semantics and [`Options`], a [`Monitor`] of connection
+//!   events, and [`blocking::Socket`] for programs without a runtime. Routing policies live in
+//!   [`pattern`], one file per RFC group.
+//! - [`proto`]: the sans-IO protocol core. It never touches sockets, tasks or the clock: the caller
+//!   feeds it bytes and the current [`std::time::Instant`], and polls it for events, bytes to transmit
+//!   and the next deadline. Every byte-level behaviour is therefore a plain unit test and a fuzz target.
+//!
+//! Sockets: see [`Socket`] for a REQ/REP example. The protocol core alone:
 //!
 //! ```
 //! use std::time::Instant;
