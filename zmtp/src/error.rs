@@ -10,10 +10,10 @@ use crate::runtime::endpoint::EndpointError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The endpoint string is malformed or names an unknown transport [`EINVAL`, `EPROTONOSUPPORT`].
+    /// The endpoint string is malformed or names an unknown transport (libzmq: `EINVAL`, `EPROTONOSUPPORT`).
     #[error(transparent)]
     InvalidEndpoint(#[from] EndpointError),
-    /// Binding failed (address in use, permission, no such interface…) [`EADDRINUSE`, …].
+    /// Binding failed (address in use, permission, no such interface…) (libzmq: `EADDRINUSE`, …).
     #[error("cannot bind {endpoint}: {source}")]
     Bind {
         /// The endpoint as given.
@@ -22,15 +22,15 @@ pub enum Error {
         source: io::Error,
     },
     /// The operation cannot complete now: a non-blocking call found no room or no message, or its
-    /// timeout (`SNDTIMEO`/`RCVTIMEO`) expired [`EAGAIN`].
+    /// timeout (`SNDTIMEO`/`RCVTIMEO`) expired (libzmq: `EAGAIN`).
     #[error("operation would block (no peer with room, no message, or the timeout expired)")]
     WouldBlock,
     /// The operation is not valid in the socket's current state: a REQ sending twice without a
-    /// reply, or receiving before sending; a REP replying before it received [`EFSM`].
+    /// reply, or receiving before sending; a REP replying before it received (libzmq: `EFSM`).
     #[error("{0}")]
     InvalidState(&'static str),
     /// A ROUTER with `router_mandatory` was asked to send to an identity that is not connected, or
-    /// whose queue is full [`EHOSTUNREACH`].
+    /// whose queue is full (libzmq: `EHOSTUNREACH`).
     #[error("no connected peer with routing id {0:?}")]
     HostUnreachable(bytes::Bytes),
     /// The message has no frames, or is not valid for this socket type (a ROUTER message without
@@ -38,7 +38,7 @@ pub enum Error {
     #[error("invalid message: {0}")]
     InvalidMessage(&'static str),
     /// The socket type does not support the operation (sending on PULL, receiving on PUSH)
-    /// [`ENOTSUP`].
+    /// (libzmq: `ENOTSUP`).
     #[error("{socket_type} sockets cannot {operation}")]
     NotSupported {
         /// The socket's type.
@@ -46,7 +46,7 @@ pub enum Error {
         /// What was attempted.
         operation: &'static str,
     },
-    /// The socket was closed [`ETERM`/`ENOTSOCK`].
+    /// The socket was closed (libzmq: `ETERM`/`ENOTSOCK`).
     #[error("the socket is closed")]
     Closed,
     /// An option value is invalid; the message names the option.
@@ -63,7 +63,7 @@ pub enum Error {
     /// The blocking facade could not start its background runtime.
     #[error("cannot start the background tokio runtime: {0}")]
     Runtime(io::Error),
-    /// `unbind`/`disconnect` named an endpoint the socket is not bound or connected to [`ENOENT`].
+    /// `unbind`/`disconnect` named an endpoint the socket is not bound or connected to (libzmq: `ENOENT`).
     #[error("not bound or connected to {0}")]
     UnknownEndpoint(String),
 }

@@ -25,32 +25,32 @@ const MONITOR_CAPACITY: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SocketEventKind {
-    /// A connection attempt succeeded at the transport level [`CONNECTED`].
+    /// A connection attempt succeeded at the transport level (`CONNECTED`).
     Connected,
     /// A connection attempt could not complete at once and goes on in the background
-    /// [`CONNECT_DELAYED`]; also reported when an attempt failed, with the reason.
+    /// (`CONNECT_DELAYED`); also reported when an attempt failed, with the reason.
     ConnectDelayed(String),
-    /// A reconnection is scheduled after this interval [`CONNECT_RETRIED`].
+    /// A reconnection is scheduled after this interval (`CONNECT_RETRIED`).
     ConnectRetried(Duration),
-    /// The socket is listening [`LISTENING`].
+    /// The socket is listening (`LISTENING`).
     Listening,
-    /// Binding failed [`BIND_FAILED`].
+    /// Binding failed (`BIND_FAILED`).
     BindFailed(String),
-    /// A connection was accepted [`ACCEPTED`]; the peer's address.
+    /// A connection was accepted (`ACCEPTED`); the peer's address.
     Accepted(String),
-    /// Accepting a connection failed [`ACCEPT_FAILED`].
+    /// Accepting a connection failed (`ACCEPT_FAILED`).
     AcceptFailed(String),
-    /// A listener was closed [`CLOSED`].
+    /// A listener was closed (`CLOSED`).
     Closed,
-    /// A connection ended [`DISCONNECTED`], with the reason.
+    /// A connection ended (`DISCONNECTED`), with the reason.
     Disconnected(String),
-    /// The ZMTP handshake completed [`HANDSHAKE_SUCCEEDED`].
+    /// The ZMTP handshake completed (`HANDSHAKE_SUCCEEDED`).
     HandshakeSucceeded,
-    /// The handshake failed with a protocol error [`HANDSHAKE_FAILED_PROTOCOL`] (including an
+    /// The handshake failed with a protocol error (`HANDSHAKE_FAILED_PROTOCOL`) (including an
     /// incompatible socket type), or before a protocol step (timeout, peer closed)
-    /// [`HANDSHAKE_FAILED_NO_DETAIL`]; the reason as text.
+    /// (`HANDSHAKE_FAILED_NO_DETAIL`); the reason as text.
     HandshakeFailed(String),
-    /// The monitor is stopping: the socket closed [`MONITOR_STOPPED`].
+    /// The monitor is stopping: the socket closed (`MONITOR_STOPPED`).
     MonitorStopped,
 }
 
