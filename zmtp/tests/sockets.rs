@@ -421,3 +421,35 @@ fn blocking_facade_round_trip() {
     assert_eq!(strings(&req.recv().unwrap()), ["pong"]);
     req.close();
 }
+
+#[tokio::test]
+async fn monitor_reports_listener_events() {
+    let router = Socket::new(SocketType::Router).unwrap();
+    let mut mon = router.monitor();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let taken = Socket::new(SocketType::Router).unwrap();
+    let mut taken_mon = taken.monitor();
+    assert!(matches!(taken.bind(&ep).await, Err(Error::Bind { .. })));
+    assert!(matches!(taken_mon.try_recv().map(|e| e.kind), Some(zmtp::SocketEventKind::BindFailed(_))));
+    let dealer = Socket::new(SocketType::Dealer).unwrap();
+    dealer.connect(&ep).unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
+        kinds.push(std::mem::discriminant(&ev.kind));
+    }
+    let expected = [
+        zmtp::SocketEventKind::Listening,
+        zmtp::SocketEventKind::Accepted(String::new()),
+        zmtp::SocketEventKind::HandshakeSucceeded,
+    ]
+    .map(|k| std::mem::discriminant(&k));
+    assert_eq!(kinds, expected);
+    router.unbind(&ep).unwrap();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
+        if ev.kind == zmtp::SocketEventKind::Closed {
+            break;
+        }
+    }
+}
