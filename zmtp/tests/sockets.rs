@@ -453,3 +453,21 @@ async fn monitor_reports_listener_events() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_hwm_of_one_still_delivers_everything() {
+    let pull = Socket::with_options(SocketType::Pull, opts(|o| o.recv_hwm = 1)).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let push = Socket::with_options(SocketType::Push, opts(|o| o.send_hwm = 1)).unwrap();
+    push.connect(&ep).unwrap();
+    let sender = tokio::spawn(async move {
+        for i in 0..2000u32 {
+            push.send(Bytes::from(i.to_be_bytes().to_vec())).await.unwrap();
+        }
+        push
+    });
+    for i in 0..2000u32 {
+        assert_eq!(recv_timeout(&pull).await.frames()[0][..], i.to_be_bytes());
+    }
+    sender.await.unwrap();
+}

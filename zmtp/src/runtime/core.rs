@@ -260,6 +260,12 @@ impl Shared {
             };
             let was_full = peer.inbox.len() + 1 >= core.recv_limit || peer.in_bytes >= core.bytes_limit;
             peer.in_bytes -= cost(&msg).min(peer.in_bytes);
+            if was_full {
+                // Its driver stopped reading when the inbox filled: there is room again.
+                if let Some(w) = peer.driver.take() {
+                    w.wake();
+                }
+            }
             if peer.inbox.is_empty() {
                 peer.in_ready = false;
                 if peer.gone {
@@ -267,11 +273,6 @@ impl Shared {
                 }
             } else {
                 core.ready.push_back(id);
-                if was_full {
-                    if let Some(w) = peer.driver.take() {
-                        w.wake();
-                    }
-                }
             }
             if let Some(msg) = core.pattern.accept(id, msg) {
                 return Ok(Some(msg));
