@@ -1061,3 +1061,372 @@ mod tests {
         assert_eq!(commands_in(&wire), vec![ping, error]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Socket-level peers: tests/peers/sock_peer.py, commanded on stdin
+// ---------------------------------------------------------------------------------------------------
+
+impl Peer {
+    /// Spawns `tests/peers/<script>.py` with `args` as [`Peer::spawn`] does, but with stdin piped
+    /// instead of closed; returns the peer and the writing end of its stdin.
+    ///
+    /// # Panics
+    ///
+    /// If the process cannot be started.
+    pub fn spawn_with_stdin<I, S>(script: &str, args: I) -> (Peer, std::process::ChildStdin)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let path = repo_root().join("tests").join("peers").join(format!("{script}.py"));
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let name =
+            format!("{script}.py {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+        let mut child = Command::new(python())
+            .arg("-u")
+            .arg(&path)
+            .args(&args)
+            .current_dir(repo_root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start peer {name}: {e}"));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || read_lines(stdout, &tx));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr_pipe.read(&mut buf) {
+                if let Ok(mut s) = sink.lock() {
+                    s.extend_from_slice(&buf[..n]);
+                }
+            }
+        });
+        (Peer { name, child, lines, seen: Vec::new(), stdout_done: false, stderr }, stdin)
+    }
+
+    /// Kills the process now (SIGKILL) and reaps it. Dropping the peer does the same.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A `tests/peers/sock_peer.py` process: one pyzmq socket of any type with options from the command
+/// line, printing what it sees (`READY`, `EVENT`, `MSG`, `SENT`, `SEND_FAILED`, `EXIT` lines, see the
+/// script's docstring) and taking commands (`SEND <spec>`, `QUIT`) on stdin. It exits when stdin
+/// closes, so a test that dies never leaves it behind; it is killed on drop anyway.
+///
+/// Derefs to [`Peer`] for the line-reading methods.
+pub struct SockPeer {
+    // Dropped first: closing stdin ends the script; the Peer's drop then kills and reaps it.
+    stdin: Option<std::process::ChildStdin>,
+    peer: Peer,
+}
+
+impl SockPeer {
+    /// Spawns `sock_peer.py args…`.
+    pub fn spawn<I, S>(args: I) -> SockPeer
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let (peer, stdin) = Peer::spawn_with_stdin("sock_peer", args);
+        SockPeer { stdin: Some(stdin), peer }
+    }
+
+    /// Writes one command line (a newline is added).
+    ///
+    /// # Panics
+    ///
+    /// If the peer's stdin is closed or the write fails (the peer died).
+    pub fn command(&mut self, line: &str) {
+        let result = match self.stdin.as_mut() {
+            Some(stdin) => stdin.write_all(format!("{line}\n").as_bytes()).and_then(|()| stdin.flush()),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "stdin closed")),
+        };
+        if let Err(e) = result {
+            let shown: String = line.chars().take(80).collect();
+            panic!("cannot write {shown:?} to the peer: {e}\n{}", self.peer.transcript());
+        }
+    }
+
+    /// Asks the peer to send a message with these frames (`SEND <hex:hex…>`).
+    pub fn send<F: AsRef<[u8]>>(&mut self, frames: &[F]) {
+        self.command(&format!("SEND {}", msg_arg(frames)));
+    }
+
+    /// Closes the peer's stdin: the script exits.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the next `MSG` line and returns its frames as printed ([`frame_repr`]).
+    pub fn expect_msg(&mut self, timeout: Duration) -> Vec<String> {
+        line_reprs(&self.peer.expect_line("MSG ", timeout))
+    }
+
+    /// Waits for the next `SENT` line and returns its frames as printed ([`frame_repr`]).
+    pub fn expect_sent(&mut self, timeout: Duration) -> Vec<String> {
+        line_reprs(&self.peer.expect_line("SENT", timeout))
+    }
+
+    /// Whether any line read so far starts with `prefix`.
+    pub fn has_seen(&self, prefix: &str) -> bool {
+        self.peer.seen().iter().any(|l| l.starts_with(prefix))
+    }
+
+    /// How many lines read so far start with `prefix`.
+    pub fn count_seen(&self, prefix: &str) -> usize {
+        self.peer.seen().iter().filter(|l| l.starts_with(prefix)).count()
+    }
+}
+
+impl std::ops::Deref for SockPeer {
+    type Target = Peer;
+    fn deref(&self) -> &Peer {
+        &self.peer
+    }
+}
+
+impl std::ops::DerefMut for SockPeer {
+    fn deref_mut(&mut self) -> &mut Peer {
+        &mut self.peer
+    }
+}
+
+impl fmt::Debug for SockPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockPeer").field("peer", &self.peer).finish()
+    }
+}
+
+/// The frames of a `MSG`/`SENT` line as printed: every word after the first.
+pub fn line_reprs(line: &str) -> Vec<String> {
+    line.split_whitespace().skip(1).map(str::to_owned).collect()
+}
+
+/// [`frame_repr`] of every frame.
+pub fn reprs<F: AsRef<[u8]>>(frames: &[F]) -> Vec<String> {
+    frames.iter().map(|f| frame_repr(f.as_ref())).collect()
+}
+
+/// Helpers for tests of [`zmtp::Socket`] (async, on tokio): every wait is bounded by [`STEP`].
+pub mod sockets {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use zmtp::{Error, Monitor, Msg, Socket, SocketEvent, SocketEventKind};
+
+    use super::{Kind, SockPeer, TempDir, STEP};
+
+    /// Awaits `fut` for at most [`STEP`].
+    ///
+    /// # Panics
+    ///
+    /// On timeout, naming `what`.
+    pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+        match tokio::time::timeout(STEP, fut).await {
+            Ok(out) => out,
+            Err(_) => panic!("timed out after {STEP:?}: {what}"),
+        }
+    }
+
+    /// Receives one message within [`STEP`].
+    ///
+    /// # Panics
+    ///
+    /// On timeout or error.
+    pub async fn recv(socket: &Socket) -> Msg {
+        let what = format!("recv on our {}", socket.socket_type());
+        within(&what, socket.recv()).await.unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// Sends one message within [`STEP`].
+    ///
+    /// # Panics
+    ///
+    /// On timeout or error.
+    pub async fn send(socket: &Socket, msg: impl Into<Msg>) {
+        let what = format!("send on our {}", socket.socket_type());
+        within(&what, socket.send(msg)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+
+    /// Sends on a ROUTER with `router_mandatory`, retrying while the peer named is not connected
+    /// yet ([`Error::HostUnreachable`]), for at most [`STEP`].
+    ///
+    /// # Panics
+    ///
+    /// On timeout or another error.
+    pub async fn send_routed(socket: &Socket, msg: impl Into<Msg>) {
+        let mut msg = msg.into();
+        within("routable send on our ROUTER", async {
+            loop {
+                match socket.send(msg).await {
+                    Ok(()) => return,
+                    Err(e) if matches!(e.error, Error::HostUnreachable(_)) => {
+                        msg = e.msg;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(e) => panic!("send on our ROUTER: {e}"),
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Waits (at most `timeout`) for a monitor event `pred` accepts; returns it and the events passed
+    /// over before it.
+    ///
+    /// # Panics
+    ///
+    /// On timeout or end of the monitor, with the events passed over.
+    pub async fn expect_event(
+        monitor: &mut Monitor,
+        timeout: Duration,
+        what: &str,
+        mut pred: impl FnMut(&SocketEventKind) -> bool,
+    ) -> (SocketEvent, Vec<SocketEvent>) {
+        let mut passed = Vec::new();
+        let found = tokio::time::timeout(timeout, async {
+            while let Some(ev) = monitor.recv().await {
+                if pred(&ev.kind) {
+                    return Some(ev);
+                }
+                passed.push(ev);
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(ev)) => (ev, passed),
+            Ok(None) => panic!("monitor ended before {what}; events: {passed:#?}"),
+            Err(_) => panic!("no {what} within {timeout:?}; events: {passed:#?}"),
+        }
+    }
+
+    /// Every monitor event already queued.
+    pub fn drain_events(monitor: &mut Monitor) -> Vec<SocketEvent> {
+        std::iter::from_fn(|| monitor.try_recv()).collect()
+    }
+
+    /// An endpoint for one of our sockets to bind: `tcp://127.0.0.1:*` or `ipc://<dir>/<name>.sock`.
+    pub fn our_bind_endpoint(kind: Kind, dir: &TempDir, name: &str) -> String {
+        match kind {
+            Kind::Tcp => "tcp://127.0.0.1:*".to_owned(),
+            Kind::Ipc => format!("ipc://{}", dir.path().join(format!("{name}.sock")).display()),
+        }
+    }
+
+    /// Runs blocking harness code (a [`super::Peer`] waiting for a line) from async test code without
+    /// stalling a runtime worker. Needs the multi-thread runtime.
+    pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+        tokio::task::block_in_place(f)
+    }
+
+    /// Which end binds.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Side {
+        /// Our socket binds, the pyzmq peer connects.
+        WeBind,
+        /// The pyzmq peer binds, our socket connects.
+        TheyBind,
+    }
+
+    /// Every transport and side: tcp and ipc, each with us binding and with pyzmq binding.
+    pub const SETUPS: [(Kind, Side); 4] = [
+        (Kind::Tcp, Side::WeBind),
+        (Kind::Tcp, Side::TheyBind),
+        (Kind::Ipc, Side::WeBind),
+        (Kind::Ipc, Side::TheyBind),
+    ];
+
+    /// One of our sockets linked to one `sock_peer.py` over one transport.
+    #[derive(Debug)]
+    pub struct Link {
+        /// Our socket.
+        pub ours: Socket,
+        /// Our socket's monitor, subscribed before it bound or connected.
+        pub monitor: Monitor,
+        /// The pyzmq peer.
+        pub peer: SockPeer,
+        /// The endpoint the binding side bound (as bound: with its port).
+        pub endpoint: String,
+        /// The transport.
+        pub kind: Kind,
+        /// Which end bound.
+        pub side: Side,
+        /// Holds the ipc socket files.
+        pub dir: TempDir,
+    }
+
+    /// Links `ours` to a new `sock_peer.py --type <theirs> <py_args…>` over `kind`, binding on
+    /// `side`; when we connect, with `connect_routing_id` if given. Returns once the peer printed
+    /// `READY` and our bind or connect returned (the handshake may still be under way).
+    ///
+    /// # Panics
+    ///
+    /// If binding or connecting fails, or the peer does not start.
+    pub async fn link(
+        kind: Kind,
+        side: Side,
+        ours: Socket,
+        connect_routing_id: Option<&[u8]>,
+        theirs: &str,
+        py_args: &[String],
+    ) -> Link {
+        let dir = TempDir::new("sk");
+        let monitor = ours.monitor();
+        let (peer, endpoint) = match side {
+            Side::WeBind => {
+                let ep = our_bind_endpoint(kind, &dir, "us");
+                let endpoint =
+                    within("bind", ours.bind(&ep)).await.unwrap_or_else(|e| panic!("bind {ep}: {e}"));
+                let mut args =
+                    vec!["--type".to_owned(), theirs.to_owned(), "--connect".to_owned(), endpoint.clone()];
+                args.extend(py_args.iter().cloned());
+                let mut peer = SockPeer::spawn(args);
+                blocking(|| peer.ready());
+                (peer, endpoint)
+            }
+            Side::TheyBind => {
+                let mut args = vec![
+                    "--type".to_owned(),
+                    theirs.to_owned(),
+                    "--bind".to_owned(),
+                    kind.bind_endpoint(&dir, "py"),
+                ];
+                args.extend(py_args.iter().cloned());
+                let mut peer = SockPeer::spawn(args);
+                let endpoint = blocking(|| peer.ready()).to_string();
+                let connected = match connect_routing_id {
+                    Some(id) => ours.connect_with_routing_id(&endpoint, Bytes::copy_from_slice(id)),
+                    None => ours.connect(&endpoint),
+                };
+                connected.unwrap_or_else(|e| panic!("connect {endpoint}: {e}"));
+                (peer, endpoint)
+            }
+        };
+        Link { ours, monitor, peer, endpoint, kind, side, dir }
+    }
+
+    impl Link {
+        /// Closes our socket (at most [`STEP`]; give it a short linger) and then the peer.
+        pub async fn close(self) {
+            let Link { ours, peer, .. } = self;
+            within("close our socket", ours.close()).await;
+            drop(peer);
+        }
+    }
+}
