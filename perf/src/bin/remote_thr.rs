@@ -1,0 +1,13 @@
+//! `remote_thr <connect-endpoint> <msg-size> <msg-count>`
+//!
+//! PUSH socket connects and sends msg-count messages of msg-size bytes (clones of one shared
+//! `Bytes`: zero-copy), then stays connected until the receiver hangs up (at most 30 s; seen as the
+//! monitor's `Disconnected` event), closes and exits (bench/README.md; as
+//! bench/libzmq/remote_thr.c). Prints to stderr how long queueing took and when the peer was done.
+//!
+//! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
+
+fn main() {
+    let a = zmtp_perf::args("remote_thr <connect-endpoint> <msg-size> <msg-count>", "msg-count");
+    zmtp_perf::run(zmtp_perf::Flavor::Current, zmtp_perf::thr_sender("remote_thr", zmtp::SocketType::Push, a))
+}
