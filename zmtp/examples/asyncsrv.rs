@@ -107,23 +107,24 @@ impl Report {
         let requests: usize = self.clients.iter().map(|c| c.requests).sum();
         let replies: usize = self.clients.iter().map(|c| c.received).sum();
         let outcome = if self.all_replies_routed_back() {
-            "all routed back to their sender"
+            "all routed back to their sender".to_owned()
         } else {
-            "SOME MISSING OR MISROUTED"
+            let short: Vec<&str> =
+                self.clients.iter().filter(|c| c.received != c.expected).map(|c| c.name.as_str()).collect();
+            format!("SOME MISSING OR MISROUTED (clients {})", short.join(", "))
         };
-        format!("asyncsrv: {} clients, {requests} requests, {replies} replies, {outcome}", self.clients.len())
+        let clients = self.config.clients;
+        format!("asyncsrv: {clients} clients, {requests} requests, {replies} replies, {outcome}")
     }
 }
 
-/// A small xorshift generator.
+/// A small pseudo-random generator (splitmix64).
 struct Rng(u64);
 
 impl Rng {
     /// A generator with a fixed seed (the same numbers every run).
     fn seeded(seed: u64) -> Rng {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        rng.below(1);
-        rng
+        Rng(seed)
     }
 
     /// A generator seeded from the process's random hasher keys (different numbers every run).
@@ -133,10 +134,12 @@ impl Rng {
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n.max(1)
     }
 
     fn delay(&mut self, max: Duration) -> Duration {

@@ -74,7 +74,7 @@ impl Report {
     }
 }
 
-/// A small xorshift generator: enough to simulate uneven work.
+/// A small pseudo-random generator (splitmix64): enough to simulate uneven work.
 struct Rng(u64);
 
 impl Rng {
@@ -83,14 +83,16 @@ impl Rng {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write(seed);
-        Rng(h.finish() | 1)
+        Rng(h.finish())
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n.max(1)
     }
 
     /// A random duration from 1 ms up to `max` (zero if `max` is zero).

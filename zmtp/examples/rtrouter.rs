@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use zmtp::{Error, Msg, Options, SendError, Socket, SocketType};
 
@@ -81,15 +82,18 @@ fn text(frame: &Bytes) -> String {
     String::from_utf8_lossy(frame).into_owned()
 }
 
-/// A server: answers `expected` pings, then closes. Returns the pings it got by client.
+/// A server: answers pings until told to stop. Returns the pings it got by client.
 async fn server(
     socket: Socket,
     name: String,
-    expected: usize,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<BTreeMap<(String, String), usize>, BoxError> {
     let mut pings = BTreeMap::new();
-    for _ in 0..expected {
-        let msg = socket.recv().await?;
+    loop {
+        let msg = tokio::select! {
+            msg = socket.recv() => msg?,
+            _ = stop.changed() => break,
+        };
         let [client, body] = msg.frames() else {
             return Err(format!("{name}: malformed ping {msg:?}").into());
         };
@@ -160,6 +164,7 @@ async fn client(
 
 /// Runs `config.servers` servers and `config.clients` clients until every round trip is done.
 pub async fn run(config: Config) -> Result<Report, BoxError> {
+    let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
     let mut endpoints = Vec::new();
     for s in 0..config.servers {
@@ -167,7 +172,7 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
         let socket = Socket::new(SocketType::Router)?;
         let endpoint = socket.bind("tcp://127.0.0.1:*").await?;
         endpoints.push((name.clone(), endpoint));
-        servers.push(tokio::spawn(server(socket, name, config.clients * config.rounds)));
+        servers.push(tokio::spawn(server(socket, name, stopped.clone())));
     }
     let clients: Vec<_> = (0..config.clients)
         .map(|c| tokio::spawn(client(format!("client-{c}"), endpoints.clone(), config.rounds)))
@@ -177,6 +182,8 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
     for handle in clients {
         pongs.extend(handle.await??);
     }
+    // Every client has all its pongs: the servers can go.
+    stop.send_replace(true);
     let mut pings = BTreeMap::new();
     for handle in servers {
         pings.extend(handle.await??);

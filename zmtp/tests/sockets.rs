@@ -471,3 +471,20 @@ async fn receive_hwm_of_one_still_delivers_everything() {
     }
     sender.await.unwrap();
 }
+
+#[tokio::test]
+async fn close_interrupts_reconnecting_and_lingers_only_with_queued_messages() {
+    // Nothing queued: close returns at once although the peer is unreachable.
+    let push = Socket::new(SocketType::Push).unwrap();
+    push.connect("tcp://127.0.0.1:1").unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    tokio::time::timeout(Duration::from_millis(60), push.close()).await.expect("close without delay");
+    // Queued messages and a linger: close waits for the linger, then gives up.
+    let o = opts(|o| o.linger = Some(Duration::from_millis(200)));
+    let push = Socket::with_options(SocketType::Push, o).unwrap();
+    push.connect("tcp://127.0.0.1:1").unwrap();
+    push.send(msg(&["never delivered"])).await.unwrap();
+    let start = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(2), push.close()).await.expect("close after the linger");
+    assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
+}

@@ -368,7 +368,7 @@ async fn session(
         }
         let connected = tokio::select! {
             _ = token.cancelled() => break,
-            _ = shared.shutdown.cancelled(), if session_peer.is_none() => break,
+            _ = closed_and_flushed(&shared, session_peer) => break,
             c = transport::connect(&endpoint, &transport_options) => c,
         };
         match connected {
@@ -405,7 +405,7 @@ async fn session(
         shared.monitors.emit(&name, SocketEventKind::ConnectRetried(wait));
         tokio::select! {
             _ = token.cancelled() => break,
-            _ = shared.shutdown.cancelled(), if session_peer.is_none() => break,
+            _ = closed_and_flushed(&shared, session_peer) => break,
             _ = tokio::time::sleep(wait) => {}
         }
         if let (Some(current), Some(max)) = (interval, shared.options.reconnect_interval_max) {
@@ -416,6 +416,19 @@ async fn session(
     }
     if let Some(id) = session_peer {
         shared.remove_peer(id);
+    }
+}
+
+/// Completes once the socket is closing and a connecting peer has nothing left to deliver: its
+/// queue is empty, or the linger deadline has passed. A session with queued messages goes on
+/// connecting while the socket lingers (libzmq does too).
+async fn closed_and_flushed(shared: &Shared, session_peer: Option<crate::pattern::PeerId>) {
+    shared.shutdown.cancelled().await;
+    loop {
+        if !session_peer.is_some_and(|p| shared.has_queued(p)) || shared.linger_expired() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
