@@ -16,8 +16,10 @@
 //! Without arguments this runs a self-contained demonstration: a flaky `lpserver` (included from
 //! `lpserver.rs`) is started in-process, with one overload and one crash scripted (`--random SEED`:
 //! the Guide's random faults instead), and restarted after its crash, as you would restart the
-//! Guide's; the client makes 10 requests with a 250 ms timeout. Given an endpoint it talks to a
-//! server elsewhere instead, with the Guide's 2.5 s timeout.
+//! Guide's; the client makes 10 requests with a 250 ms timeout. With the Guide's faults the client
+//! gives up now and then, as the Guide's does: the server handles one request at a time, so two
+//! overloads in a row (or three crashes) outlast the three attempts. Given an endpoint the client
+//! talks to a server elsewhere instead, with the Guide's 2.5 s timeout.
 //!
 //! ```text
 //! cargo run -p zmtp --example lpclient

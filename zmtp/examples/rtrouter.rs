@@ -15,7 +15,10 @@
 //!   [`Error::HostUnreachable`] instead of vanishing, and the client retries it shortly.
 //!
 //! Each client sends `ROUNDS` pings to every server, each addressed `[server name][body]`; a server
-//! answers `[client name][pong]`, and the client sees `[server name][pong]`.
+//! answers `[client name][pong]`, and the client sees `[server name][pong]`. The servers stay up until
+//! every client has all its pongs. (A server that closed right after its last reply could lose it:
+//! zmtp's ROUTER drops messages it has already received from a peer whose connection then closes;
+//! see the ignored test `rtrouter_reply_survives_the_server_closing` in `tests/guide.rs`.)
 //!
 //! ```text
 //! cargo run -p zmtp --example rtrouter -- [CLIENTS=2] [SERVERS=2] [ROUNDS=3]

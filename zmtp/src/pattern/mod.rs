@@ -74,8 +74,11 @@ pub trait Pattern: Send + fmt::Debug {
     }
     /// A peer joins routing.
     fn attach(&mut self, peer: PeerId, details: PeerDetails<'_>) -> Attach;
-    /// A peer leaves routing (its queues are gone).
+    /// A peer leaves routing: nothing more is sent to it. Messages it sent may still be in its
+    /// receive queue and reach [`Pattern::accept`] until [`Pattern::forget`].
     fn detach(&mut self, peer: PeerId);
+    /// The last message received from a detached peer has been taken: forget it entirely.
+    fn forget(&mut self, _peer: PeerId) {}
     /// Decides where `msg` goes. Called only after [`Pattern::check_send`] passed.
     fn route(&mut self, msg: Msg, peers: &dyn PeerView) -> Route;
     /// A message taken from `peer`'s receive queue: what the application receives, or `None` to drop

@@ -243,7 +243,6 @@ impl Pattern for Router {
                     if !self.handover {
                         return Attach::Refused("routing id already in use (ZMQ_ROUTER_HANDOVER is off)");
                     }
-                    self.by_peer.remove(&old);
                     result = Attach::Replaced(old);
                 }
                 id
@@ -256,11 +255,17 @@ impl Pattern for Router {
     }
 
     fn detach(&mut self, peer: PeerId) {
-        if let Some(id) = self.by_peer.remove(&peer) {
-            if self.by_id.get(&id) == Some(&peer) {
-                self.by_id.remove(&id);
+        // The identity is free at once (a reconnecting peer may take it), but messages the peer
+        // sent before leaving are still received with it, as libzmq delivers them.
+        if let Some(id) = self.by_peer.get(&peer) {
+            if self.by_id.get(id) == Some(&peer) {
+                self.by_id.remove(id);
             }
         }
+    }
+
+    fn forget(&mut self, peer: PeerId) {
+        self.by_peer.remove(&peer);
     }
 
     fn route(&mut self, msg: Msg, peers: &dyn PeerView) -> Route {
@@ -432,7 +437,10 @@ mod tests {
         let mut handover = Router::new(false, true, 0);
         assert_eq!(handover.attach(1, details), Attach::Accepted);
         assert_eq!(handover.attach(2, details), Attach::Replaced(1));
+        // The old connection's last messages still carry the identity.
+        assert_eq!(handover.accept(1, msg(&["late"])).unwrap().frames()[0], "bob");
         handover.detach(1);
+        handover.forget(1);
         let (peer, _) = to(handover.route(msg(&["bob", "x"]), &room(&[2])));
         assert_eq!(peer, 2);
     }

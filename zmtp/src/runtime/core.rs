@@ -252,6 +252,7 @@ impl Shared {
         let mut core = self.lock();
         let core = &mut *core;
         core.pattern.check_recv()?;
+        let mut forget_after = None;
         while let Some(id) = core.ready.pop_front() {
             let Some(peer) = core.peers.get_mut(&id) else { continue };
             let Some(msg) = peer.inbox.pop_front() else {
@@ -270,11 +271,16 @@ impl Shared {
                 peer.in_ready = false;
                 if peer.gone {
                     core.peers.remove(&id);
+                    forget_after = Some(id);
                 }
             } else {
                 core.ready.push_back(id);
             }
-            if let Some(msg) = core.pattern.accept(id, msg) {
+            let accepted = core.pattern.accept(id, msg);
+            if let Some(gone) = forget_after.take() {
+                core.pattern.forget(gone);
+            }
+            if let Some(msg) = accepted {
                 return Ok(Some(msg));
             }
         }
@@ -385,6 +391,7 @@ impl Shared {
         p.out_bytes = 0;
         if p.inbox.is_empty() {
             core.peers.remove(&peer);
+            core.pattern.forget(peer);
         }
         // Routing changed: a blocked REQ/DEALER may now pick another peer, a REP reply is dropped.
         core.send_wakers.wake_all();

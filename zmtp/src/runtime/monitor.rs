@@ -3,7 +3,7 @@
 //! ```no_run
 //! # async fn demo() -> zmtp::Result<()> {
 //! use zmtp::{Socket, SocketType};
-//! let socket = Socket::new(SocketType::Dealer);
+//! let socket = Socket::new(SocketType::Dealer)?;
 //! let mut monitor = socket.monitor();
 //! socket.connect("tcp://127.0.0.1:5555")?;
 //! while let Some(event) = monitor.recv().await {
