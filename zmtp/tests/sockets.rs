@@ -488,3 +488,68 @@ async fn close_interrupts_reconnecting_and_lingers_only_with_queued_messages() {
     tokio::time::timeout(Duration::from_secs(2), push.close()).await.expect("close after the linger");
     assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
 }
+
+#[tokio::test]
+async fn req_relaxed_and_correlate_discard_the_stale_reply() {
+    let rep = Socket::new(SocketType::Rep).unwrap();
+    let ep = rep.bind("tcp://127.0.0.1:*").await.unwrap();
+    let req = Socket::with_options(
+        SocketType::Req,
+        opts(|o| {
+            o.req_relaxed = true;
+            o.req_correlate = true;
+        }),
+    )
+    .unwrap();
+    req.connect(&ep).unwrap();
+    req.send(msg(&["A"])).await.unwrap();
+    req.send(msg(&["B"])).await.unwrap(); // relaxed: no reply needed first
+    assert_eq!(strings(&recv_timeout(&rep).await), ["A"]);
+    rep.send(msg(&["reply to A"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&rep).await), ["B"]);
+    rep.send(msg(&["reply to B"])).await.unwrap();
+    // The reply to A carries A's request id and is discarded.
+    assert_eq!(strings(&recv_timeout(&req).await), ["reply to B"]);
+}
+
+#[tokio::test]
+async fn max_msg_size_disconnects_the_sender_of_a_larger_message() {
+    let pull = Socket::with_options(SocketType::Pull, opts(|o| o.max_msg_size = Some(100))).unwrap();
+    let mut mon = pull.monitor();
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let push = Socket::new(SocketType::Push).unwrap();
+    push.connect(&ep).unwrap();
+    push.send(Bytes::from(vec![7u8; 100])).await.unwrap();
+    assert_eq!(recv_timeout(&pull).await.frames()[0].len(), 100, "exactly the maximum is accepted");
+    push.send(Msg::from(vec![Bytes::from(vec![1u8; 60]), Bytes::from(vec![2u8; 60])])).await.unwrap();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
+        if let zmtp::SocketEventKind::Disconnected(reason) = ev.kind {
+            assert!(reason.contains("exceeds"), "{reason}");
+            break;
+        }
+    }
+    assert!(pull.try_recv().is_err(), "nothing of the oversized message is delivered");
+}
+
+#[tokio::test]
+async fn reconnect_interval_backs_off_to_its_maximum() {
+    let o = opts(|o| {
+        o.reconnect_interval = Some(Duration::from_millis(10));
+        o.reconnect_interval_max = Some(Duration::from_millis(40));
+    });
+    let dealer = Socket::with_options(SocketType::Dealer, o).unwrap();
+    let mut mon = dealer.monitor();
+    dealer.connect("tcp://127.0.0.1:1").unwrap();
+    let mut waits = Vec::new();
+    while waits.len() < 5 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
+        if let zmtp::SocketEventKind::ConnectRetried(wait) = ev.kind {
+            waits.push(wait);
+        }
+    }
+    let base = [10, 20, 40, 40, 40].map(Duration::from_millis);
+    for (wait, base) in waits.iter().zip(base) {
+        assert!(*wait >= base && *wait <= base + base / 10, "{waits:?}");
+    }
+}
