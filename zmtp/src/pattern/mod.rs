@@ -5,6 +5,7 @@
 //! - [`reqrep`]: REQ, REP, DEALER, ROUTER (RFC 28).
 //! - [`pipeline`]: PUSH, PULL (RFC 30).
 //! - [`pair`]: PAIR (RFC 31).
+//! - [`subscriptions`]: the publisher-side subscription trie (RFC 29), for PUB and XPUB.
 //!
 //! Fair queuing of received messages is done by the runtime's per-peer queues (one message per ready
 //! peer in turn); a policy only sees each message as it is taken, in [`Pattern::accept`].
@@ -21,6 +22,7 @@ pub mod lb;
 pub mod pair;
 pub mod pipeline;
 pub mod reqrep;
+pub mod subscriptions;
 
 /// A peer of one socket: a connection, or a connecting endpoint's queue. Never reused.
 pub type PeerId = u64;
