@@ -120,6 +120,7 @@ def main():
     p.add_argument("--linger", type=int, default=0, metavar="MS", help="ZMQ_LINGER (default 0)")
     p.add_argument("--maxmsgsize", type=int, metavar="BYTES", help="ZMQ_MAXMSGSIZE")
     p.add_argument("--no-monitor", action="store_true", help="do not print monitor events")
+    p.add_argument("--subscribe", action="append", default=[], metavar="HEX", help="ZMQ_SUBSCRIBE (SUB)")
     args = p.parse_args()
 
     def backstop(signum, frame_):
@@ -149,6 +150,8 @@ def main():
         s.setsockopt(zmq.RECONNECT_IVL, args.reconnect_ivl)
     if args.maxmsgsize is not None:
         s.setsockopt(zmq.MAXMSGSIZE, args.maxmsgsize)
+    for topic in args.subscribe:
+        s.setsockopt(zmq.SUBSCRIBE, bytes.fromhex(topic))
     mon = None if args.no_monitor else s.get_monitor_socket()
 
     if args.bind is not None:

@@ -553,3 +553,71 @@ async fn reconnect_interval_backs_off_to_its_maximum() {
         assert!(*wait >= base && *wait <= base + base / 10, "{waits:?}");
     }
 }
+
+/// Receives until a message arrives or `limit` passes, re-sending `publish` from `publisher` every
+/// 20 ms (subscriptions reach a publisher asynchronously: the slow-joiner of the Guide).
+async fn publish_until_received(publisher: &Socket, subscriber: &Socket, publish: &Msg) -> Msg {
+    for _ in 0..250 {
+        publisher.send(publish.clone()).await.unwrap();
+        while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(20), subscriber.recv()).await {
+            // Earlier publications may still be arriving: wait for this one.
+            if m.frames()[0] == publish.frames()[0] {
+                return m;
+            }
+        }
+    }
+    panic!("nothing received");
+}
+
+#[tokio::test]
+async fn pub_sub_filters_by_prefix_at_the_publisher() {
+    let publisher = Socket::new(SocketType::Pub).unwrap();
+    let ep = publisher.bind("tcp://127.0.0.1:*").await.unwrap();
+    let weather = Socket::new(SocketType::Sub).unwrap();
+    weather.connect(&ep).unwrap();
+    weather.subscribe("weather.").unwrap();
+    let all = Socket::new(SocketType::Sub).unwrap();
+    all.connect(&ep).unwrap();
+    all.subscribe("").unwrap();
+    let got = publish_until_received(&publisher, &weather, &msg(&["weather.nyc", "21C"])).await;
+    assert_eq!(strings(&got), ["weather.nyc", "21C"]);
+    let got = publish_until_received(&publisher, &all, &msg(&["sports", "1-0"])).await;
+    assert_eq!(strings(&got)[0], "sports");
+    // Drain what the retries left, then check the filter: "sports" never reaches `weather`.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while weather.try_recv().is_ok() {}
+    publisher.send(msg(&["sports", "2-0"])).await.unwrap();
+    publisher.send(msg(&["weather.sf", "15C"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&weather).await), ["weather.sf", "15C"]);
+    assert!(publisher.recv().await.is_err(), "PUB cannot receive");
+    assert!(weather.send(msg(&["x"])).await.is_err(), "SUB cannot send");
+    // Unsubscribing stops delivery.
+    weather.unsubscribe("weather.").unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publisher.send(msg(&["weather.la", "30C"])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(weather.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn subscriptions_are_replayed_when_the_publisher_restarts() {
+    let first = Socket::new(SocketType::Pub).unwrap();
+    let ep = first.bind("tcp://127.0.0.1:*").await.unwrap();
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    sub.connect(&ep).unwrap();
+    sub.subscribe("A").unwrap();
+    publish_until_received(&first, &sub, &msg(&["A1"])).await;
+    first.close().await;
+    let second = Socket::new(SocketType::Pub).unwrap();
+    let mut bound = false;
+    for _ in 0..50 {
+        if second.bind(&ep).await.is_ok() {
+            bound = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(bound);
+    let got = publish_until_received(&second, &sub, &msg(&["A2"])).await;
+    assert_eq!(strings(&got), ["A2"]);
+}

@@ -5,6 +5,7 @@
 //! - [`reqrep`]: REQ, REP, DEALER, ROUTER (RFC 28).
 //! - [`pipeline`]: PUSH, PULL (RFC 30).
 //! - [`pair`]: PAIR (RFC 31).
+//! - [`pubsub`]: PUB, SUB (RFC 29).
 //! - [`subscriptions`]: the publisher-side subscription trie (RFC 29), for PUB and XPUB.
 //!
 //! Fair queuing of received messages is done by the runtime's per-peer queues (one message per ready
@@ -21,6 +22,7 @@ use crate::proto::{PeerInfo, SocketType};
 pub mod lb;
 pub mod pair;
 pub mod pipeline;
+pub mod pubsub;
 pub mod reqrep;
 pub mod subscriptions;
 
@@ -42,6 +44,10 @@ pub enum Route {
     Drop,
     /// No peer can take it now: wait for room or a new peer, then ask again.
     Block(Msg),
+    /// Queue a copy to each of these peers that has room; silently skip the others (PUB: "SHALL
+    /// silently drop the message if the queue for a subscriber is full"). Copies share the frames'
+    /// buffers.
+    Fanout(Vec<PeerId>, Msg),
     /// Refuse it.
     Fail(Error, Msg),
 }
@@ -86,6 +92,18 @@ pub trait Pattern: Send + fmt::Debug {
     /// A message taken from `peer`'s receive queue: what the application receives, or `None` to drop
     /// it. Called only after [`Pattern::check_recv`] passed.
     fn accept(&mut self, peer: PeerId, msg: Msg) -> Option<Msg>;
+    /// A peer subscribed (`subscribe`) to `topic` or cancelled it. Only PUB-side policies care.
+    fn handle_subscription(&mut self, _peer: PeerId, _topic: bytes::Bytes, _subscribe: bool) {}
+    /// The application subscribed or unsubscribed (SUB). Returns whether the change must be sent to
+    /// the peers (the topic's first subscription or last cancel), or an error for socket types
+    /// without subscriptions.
+    fn local_subscription(&mut self, _topic: &Bytes, _subscribe: bool) -> Result<bool, Error> {
+        Err(Error::InvalidState("only SUB sockets subscribe"))
+    }
+    /// The subscriptions to send to a newly attached peer (SUB: every topic held).
+    fn local_topics(&self) -> Vec<Bytes> {
+        Vec::new()
+    }
     /// Whether sending is allowed now.
     fn check_send(&self) -> Result<(), Error>;
     /// Whether receiving is allowed now.
@@ -109,6 +127,8 @@ pub fn for_socket_type(
         SocketType::Push => Box::new(pipeline::Push::default()),
         SocketType::Pull => Box::new(pipeline::Pull),
         SocketType::Pair => Box::new(pair::Pair::default()),
+        SocketType::Pub => Box::new(pubsub::Pub::default()),
+        SocketType::Sub => Box::new(pubsub::Sub::default()),
         _ => return None,
     })
 }

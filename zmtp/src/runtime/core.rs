@@ -17,6 +17,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -96,6 +98,8 @@ struct Peer {
     driver: Option<Waker>,
     /// The peer's connection is gone: remove the slot once its inbox is drained.
     gone: bool,
+    /// Subscriptions (`true`) and cancels to send to this peer, in order (SUB).
+    commands: VecDeque<(bool, Bytes)>,
 }
 
 /// The socket state behind the mutex.
@@ -236,6 +240,22 @@ impl Shared {
                 }
                 SendOutcome::Done
             }
+            Route::Fanout(ids, msg) => {
+                let view =
+                    View { peers: &core.peers, send_limit: core.send_limit, bytes_limit: core.bytes_limit };
+                let ready: Vec<PeerId> = ids.into_iter().filter(|&id| view.has_room(id)).collect();
+                let c = cost(&msg);
+                for id in ready {
+                    if let Some(peer) = core.peers.get_mut(&id) {
+                        peer.out_bytes += c;
+                        peer.out.push_back(msg.clone());
+                        if let Some(w) = peer.driver.take() {
+                            w.wake();
+                        }
+                    }
+                }
+                SendOutcome::Done
+            }
             Route::Drop => SendOutcome::Done,
             Route::Block(msg) => {
                 if let Some(w) = waker {
@@ -291,6 +311,30 @@ impl Shared {
             core.recv_wakers.register(w);
         }
         Ok(None)
+    }
+
+    /// The application subscribes (`true`) or unsubscribes from `topic` (SUB). A topic's first
+    /// subscription and last cancel are sent to every attached peer.
+    pub(crate) fn local_subscription(&self, topic: Bytes, subscribe: bool) -> Result<(), Error> {
+        let mut core = self.lock();
+        let core = &mut *core;
+        if core.pattern.local_subscription(&topic, subscribe)? {
+            for peer in core.peers.values_mut().filter(|p| p.attached && !p.gone) {
+                peer.commands.push_back((subscribe, topic.clone()));
+                if let Some(w) = peer.driver.take() {
+                    w.wake();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A peer subscribed or cancelled (PUB).
+    pub(crate) fn handle_subscription(&self, peer: PeerId, topic: Bytes, subscribe: bool) {
+        let mut core = self.lock();
+        if core.peers.get(&peer).is_some_and(|p| p.attached) {
+            core.pattern.handle_subscription(peer, topic, subscribe);
+        }
     }
 
     /// Starts closing: no more sends or receives; drivers flush until `deadline` (`None`: forever).
@@ -349,8 +393,12 @@ impl Shared {
         match result {
             Attach::Refused(_) => {}
             Attach::Accepted | Attach::Replaced(_) => {
+                // A new peer is sent every subscription held (SUB), in the same step as it becomes
+                // visible, so none is sent twice or missed.
+                let topics = core.pattern.local_topics();
                 if let Some(p) = core.peers.get_mut(&peer) {
                     p.attached = true;
+                    p.commands.extend(topics.into_iter().map(|t| (true, t)));
                 }
                 if let Attach::Replaced(old) = result {
                     if let Some(p) = core.peers.get_mut(&old) {
@@ -409,6 +457,7 @@ impl Shared {
         peer: PeerId,
         incoming: &mut VecDeque<Msg>,
         outgoing: &mut Vec<Msg>,
+        commands: &mut Vec<(bool, Bytes)>,
         out_budget: usize,
         waker: &Waker,
     ) -> Exchange {
@@ -434,6 +483,9 @@ impl Shared {
                 core.recv_wakers.wake_all();
             }
             result.inbox_full = !incoming.is_empty();
+        }
+        if out_budget > 0 && !p.commands.is_empty() {
+            commands.extend(p.commands.drain(..));
         }
         if out_budget > 0 && !p.out.is_empty() {
             let was_full = p.out.len() >= core.send_limit || p.out_bytes >= core.bytes_limit;

@@ -124,6 +124,8 @@ struct Driver<'a> {
     peer: Option<PeerId>,
     incoming: VecDeque<Msg>,
     outgoing: Vec<Msg>,
+    /// Subscriptions to send, taken from the socket.
+    commands: Vec<(bool, Bytes)>,
     inbox_full: bool,
     eof: bool,
     end: Option<End>,
@@ -161,6 +163,7 @@ pub(crate) async fn drive(
         peer,
         incoming: VecDeque::new(),
         outgoing: Vec::new(),
+        commands: Vec::new(),
         inbox_full: false,
         eof: false,
         end: None,
@@ -211,8 +214,9 @@ impl Driver<'_> {
                 match event {
                     Event::Message(msg) => self.incoming.push_back(msg),
                     Event::HandshakeComplete(info) => self.on_handshake(&info),
-                    // Subscriptions reach only PUB/XPUB (not handled by this socket family).
-                    Event::Subscribe(_) | Event::Cancel(_) => {}
+                    // The connection reports these only to PUB/XPUB sockets.
+                    Event::Subscribe(topic) => self.on_subscription(topic, true),
+                    Event::Cancel(topic) => self.on_subscription(topic, false),
                     Event::Closed(e) => {
                         self.finish(End::Connection(e));
                         break;
@@ -236,7 +240,20 @@ impl Driver<'_> {
                     0
                 };
             let before = self.incoming.len();
-            let x = self.shared.exchange(peer, &mut self.incoming, &mut self.outgoing, budget, cx.waker());
+            let x = self.shared.exchange(
+                peer,
+                &mut self.incoming,
+                &mut self.outgoing,
+                &mut self.commands,
+                budget,
+                cx.waker(),
+            );
+            for (subscribe, topic) in self.commands.drain(..) {
+                progress = true;
+                // Cannot fail: commands are handed over only once the connection is ready.
+                let _ =
+                    if subscribe { self.conn.send_subscribe(topic) } else { self.conn.send_cancel(topic) };
+            }
             if self.incoming.len() != before {
                 progress = true;
             }
@@ -357,6 +374,12 @@ impl Driver<'_> {
         if self.end.is_none() {
             self.end = Some(end);
             self.flush_deadline = now().checked_add(CLOSE_FLUSH);
+        }
+    }
+
+    fn on_subscription(&mut self, topic: Bytes, subscribe: bool) {
+        if let Some(peer) = self.peer {
+            self.shared.handle_subscription(peer, topic, subscribe);
         }
     }
 

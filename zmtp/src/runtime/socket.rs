@@ -204,6 +204,25 @@ impl Socket {
         Ok(())
     }
 
+    /// Subscribes a SUB socket to messages whose first frame starts with `topic` (empty: all).
+    /// Subscriptions are counted, sent to every publisher, and sent again on every reconnection.
+    pub fn subscribe(&self, topic: impl Into<Bytes>) -> Result<()> {
+        self.subscription(topic.into(), true)
+    }
+
+    /// Cancels one `subscribe` of `topic`.
+    pub fn unsubscribe(&self, topic: impl Into<Bytes>) -> Result<()> {
+        self.subscription(topic.into(), false)
+    }
+
+    fn subscription(&self, topic: Bytes, subscribe: bool) -> Result<()> {
+        let socket_type = self.socket_type();
+        if socket_type != SocketType::Sub {
+            return Err(Error::NotSupported { socket_type, operation: "subscribe" });
+        }
+        self.shared().local_subscription(topic, subscribe)
+    }
+
     /// Sends a message, waiting for room as the socket type prescribes (up to `send_timeout`). If
     /// the future is dropped before it completes, the message is dropped (it was not sent).
     pub async fn send(&self, msg: impl Into<Msg>) -> Result<(), SendError> {

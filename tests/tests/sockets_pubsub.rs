@@ -1,0 +1,75 @@
+//! PUB/SUB against pyzmq (libzmq 4.3.5): our PUB filters for a pyzmq SUB, our SUB subscribes to a
+//! pyzmq PUB, over tcp and ipc, with us binding and with pyzmq binding. Subscriptions reach a
+//! publisher asynchronously (the Guide's slow joiner), so publishers repeat until the first match
+//! arrives, then the filter is checked exactly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use zmtp::{Msg, Socket, SocketType};
+use zmtp_interop::sockets::{blocking, link, within, SETUPS};
+use zmtp_interop::{hex, reprs, STEP};
+
+fn frames(parts: &[&str]) -> Msg {
+    Msg::from(parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect::<Vec<_>>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_pub_filters_for_pyzmq_sub() {
+    for (kind, side) in SETUPS {
+        let ours = Socket::new(SocketType::Pub).unwrap();
+        let args = vec!["--subscribe".to_owned(), hex(b"wx.")];
+        let mut link = link(kind, side, ours, None, "SUB", &args).await;
+        // Until the subscription has arrived, publish both a matching and a non-matching message.
+        let mut first = None;
+        for _ in 0..250 {
+            within("send", link.ours.send(frames(&["sports", "x"]))).await.unwrap();
+            within("send", link.ours.send(frames(&["wx.nyc", "21C"]))).await.unwrap();
+            let lines = blocking(|| link.peer.lines_within("MSG ", Duration::from_millis(20)));
+            if let Some(line) = lines.into_iter().next() {
+                first = Some(line);
+                break;
+            }
+        }
+        let first = first.unwrap_or_else(|| panic!("{kind:?} {side:?}: pyzmq SUB received nothing"));
+        assert!(first.contains(&reprs(&[b"wx.nyc"])[0]), "{kind:?} {side:?}: {first}");
+        within("send", link.ours.send(frames(&["sports", "y"]))).await.unwrap();
+        within("send", link.ours.send(frames(&["wx.sf", "15C"]))).await.unwrap();
+        // Every later message pyzmq prints is a weather one, ending with wx.sf.
+        loop {
+            let got = blocking(|| link.peer.expect_msg(STEP));
+            assert_ne!(got[0], reprs(&[b"sports"])[0], "{kind:?} {side:?}: filter let sports through");
+            if got == reprs(&[b"wx.sf".as_slice(), b"15C"]) {
+                break;
+            }
+        }
+        link.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_sub_receives_from_pyzmq_pub() {
+    for (kind, side) in SETUPS {
+        let ours = Socket::new(SocketType::Sub).unwrap();
+        ours.subscribe("wx.").unwrap();
+        let mut link = link(kind, side, ours, None, "PUB", &[]).await;
+        let mut got = None;
+        for _ in 0..250 {
+            link.peer.send(&[b"sports".as_slice(), b"x"]);
+            link.peer.send(&[b"wx.nyc".as_slice(), b"21C"]);
+            if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(20), link.ours.recv()).await {
+                got = Some(m);
+                break;
+            }
+        }
+        let got = got.unwrap_or_else(|| panic!("{kind:?} {side:?}: our SUB received nothing"));
+        assert_eq!(got.frames()[0], "wx.nyc", "{kind:?} {side:?}");
+        // Everything that follows passes the filter.
+        while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(200), link.ours.recv()).await {
+            assert_eq!(m.frames()[0], "wx.nyc", "{kind:?} {side:?}");
+        }
+        link.close().await;
+    }
+}
