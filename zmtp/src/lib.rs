@@ -5,7 +5,7 @@
 //!
 //! Two layers:
 //!
-//! - [`Socket`]: ZeroMQ sockets on tokio (REQ, REP, DEALER, ROUTER, PUSH, PULL, PAIR, PUB, SUB) over `tcp://`,
+//! - [`Socket`]: ZeroMQ sockets on tokio (all eleven types) over `tcp://`,
 //!   `ipc://` and `inproc://`, with libzmq's semantics and [`Options`], a [`Monitor`] of connection
 //!   events, and [`blocking::Socket`] for programs without a runtime. Routing policies live in
 //!   [`pattern`], one file per RFC group.

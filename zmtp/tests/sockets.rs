@@ -621,3 +621,65 @@ async fn subscriptions_are_replayed_when_the_publisher_restarts() {
     let got = publish_until_received(&second, &sub, &msg(&["A2"])).await;
     assert_eq!(strings(&got), ["A2"]);
 }
+
+#[tokio::test]
+async fn xpub_delivers_subscriptions_and_cancels_for_departed_subscribers() {
+    let xpub = Socket::new(SocketType::XPub).unwrap();
+    let ep = xpub.bind("tcp://127.0.0.1:*").await.unwrap();
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    sub.connect(&ep).unwrap();
+    sub.subscribe("A").unwrap();
+    sub.subscribe("B").unwrap();
+    assert_eq!(recv_timeout(&xpub).await.frames()[0], "\x01A");
+    assert_eq!(recv_timeout(&xpub).await.frames()[0], "\x01B");
+    sub.unsubscribe("A").unwrap();
+    assert_eq!(recv_timeout(&xpub).await.frames()[0], "\x00A");
+    xpub.send(msg(&["B1"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&sub).await), ["B1"]);
+    sub.close().await;
+    let cancel = tokio::time::timeout(Duration::from_secs(2), xpub.recv()).await.expect("woken").unwrap();
+    assert_eq!(cancel.frames()[0], "\x00B", "the departed subscriber's cancel");
+}
+
+#[tokio::test]
+async fn xsub_xpub_forwarder_between_pub_and_sub() {
+    let publisher = Socket::new(SocketType::Pub).unwrap();
+    let pub_ep = publisher.bind("tcp://127.0.0.1:*").await.unwrap();
+    let xsub = Socket::new(SocketType::XSub).unwrap();
+    xsub.connect(&pub_ep).unwrap();
+    let xpub = Socket::new(SocketType::XPub).unwrap();
+    let sub_ep = xpub.bind("tcp://127.0.0.1:*").await.unwrap();
+    // A hand-written proxy: subscriptions flow up, messages flow down.
+    let (up_from, up_to) = (xpub.clone(), xsub.clone());
+    let up = tokio::spawn(async move {
+        while let Ok(m) = up_from.recv().await {
+            if up_to.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (down_from, down_to) = (xsub.clone(), xpub.clone());
+    let down = tokio::spawn(async move {
+        while let Ok(m) = down_from.recv().await {
+            if down_to.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    sub.connect(&sub_ep).unwrap();
+    sub.subscribe("quote.").unwrap();
+    let got = publish_until_received(&publisher, &sub, &msg(&["quote.IBM", "140"])).await;
+    assert_eq!(strings(&got), ["quote.IBM", "140"]);
+    publisher.send(msg(&["news", "x"])).await.unwrap();
+    publisher.send(msg(&["quote.MSFT", "400"])).await.unwrap();
+    loop {
+        let m = recv_timeout(&sub).await;
+        assert_ne!(m.frames()[0], "news");
+        if m.frames()[0] == "quote.MSFT" {
+            break;
+        }
+    }
+    up.abort();
+    down.abort();
+}

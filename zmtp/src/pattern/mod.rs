@@ -5,7 +5,7 @@
 //! - [`reqrep`]: REQ, REP, DEALER, ROUTER (RFC 28).
 //! - [`pipeline`]: PUSH, PULL (RFC 30).
 //! - [`pair`]: PAIR (RFC 31).
-//! - [`pubsub`]: PUB, SUB (RFC 29).
+//! - [`pubsub`]: PUB, SUB, XPUB, XSUB (RFC 29).
 //! - [`subscriptions`]: the publisher-side subscription trie (RFC 29), for PUB and XPUB.
 //!
 //! Fair queuing of received messages is done by the runtime's per-peer queues (one message per ready
@@ -92,8 +92,21 @@ pub trait Pattern: Send + fmt::Debug {
     /// A message taken from `peer`'s receive queue: what the application receives, or `None` to drop
     /// it. Called only after [`Pattern::check_recv`] passed.
     fn accept(&mut self, peer: PeerId, msg: Msg) -> Option<Msg>;
-    /// A peer subscribed (`subscribe`) to `topic` or cancelled it. Only PUB-side policies care.
-    fn handle_subscription(&mut self, _peer: PeerId, _topic: bytes::Bytes, _subscribe: bool) {}
+    /// A peer subscribed (`subscribe`) to `topic` or cancelled it. Only PUB-side policies care; XPUB
+    /// returns the message its application receives for it (`0x01`/`0x00` + topic), if any.
+    fn handle_subscription(&mut self, _peer: PeerId, _topic: Bytes, _subscribe: bool) -> Option<Msg> {
+        None
+    }
+    /// A message the application receives that no peer sent (XPUB: the cancels of a subscriber that
+    /// left), taken before any queued message.
+    fn poll_notice(&mut self) -> Option<Msg> {
+        None
+    }
+    /// Whether `msg`, sent by the application, is a subscription to pass upstream instead of a
+    /// message (XSUB: `0x01`+topic subscribes, `0x00`+topic cancels).
+    fn subscription_message(&self, _msg: &Msg) -> Option<(bool, Bytes)> {
+        None
+    }
     /// The application subscribed or unsubscribed (SUB). Returns whether the change must be sent to
     /// the peers (the topic's first subscription or last cancel), or an error for socket types
     /// without subscriptions.
@@ -110,14 +123,9 @@ pub trait Pattern: Send + fmt::Debug {
     fn check_recv(&self) -> Result<(), Error>;
 }
 
-/// The policy for `socket_type` (REQ, REP, DEALER, ROUTER, PUSH, PULL, PAIR), or `None` for the types
-/// another module provides. `seed` feeds the generated identities and request ids.
-pub fn for_socket_type(
-    socket_type: SocketType,
-    options: &crate::Options,
-    seed: u32,
-) -> Option<Box<dyn Pattern>> {
-    Some(match socket_type {
+/// The policy for `socket_type`. `seed` feeds the generated identities and request ids.
+pub fn for_socket_type(socket_type: SocketType, options: &crate::Options, seed: u32) -> Box<dyn Pattern> {
+    match socket_type {
         SocketType::Req => Box::new(reqrep::Req::new(options.req_correlate, options.req_relaxed, seed)),
         SocketType::Rep => Box::new(reqrep::Rep::default()),
         SocketType::Dealer => Box::new(reqrep::Dealer::default()),
@@ -129,8 +137,9 @@ pub fn for_socket_type(
         SocketType::Pair => Box::new(pair::Pair::default()),
         SocketType::Pub => Box::new(pubsub::Pub::default()),
         SocketType::Sub => Box::new(pubsub::Sub::default()),
-        _ => return None,
-    })
+        SocketType::XPub => Box::new(pubsub::XPub::new(options.xpub_verbose, options.xpub_verboser)),
+        SocketType::XSub => Box::new(pubsub::XSub::default()),
+    }
 }
 
 /// The error for an operation a socket type does not have.

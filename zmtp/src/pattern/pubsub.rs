@@ -47,7 +47,7 @@ impl Pattern for Pub {
         None
     }
 
-    fn handle_subscription(&mut self, peer: PeerId, topic: Bytes, subscribe: bool) {
+    fn handle_subscription(&mut self, peer: PeerId, topic: Bytes, subscribe: bool) -> Option<Msg> {
         if subscribe {
             if let Err(e) = self.subscriptions.subscribe(peer, &topic) {
                 tracing::warn!(peer, "subscription refused: {e}");
@@ -55,6 +55,7 @@ impl Pattern for Pub {
         } else {
             self.subscriptions.cancel(peer, &topic);
         }
+        None
     }
 
     fn check_send(&self) -> Result<(), Error> {
@@ -119,6 +120,167 @@ impl Pattern for Sub {
     }
 }
 
+/// `0x01`+topic (subscribe) or `0x00`+topic (cancel), as XPUB delivers and XSUB takes them.
+fn subscription_msg(subscribe: bool, topic: &[u8]) -> Msg {
+    let mut body = Vec::with_capacity(topic.len() + 1);
+    body.push(u8::from(subscribe));
+    body.extend_from_slice(topic);
+    Msg::from(Bytes::from(body))
+}
+
+/// XPUB: a PUB whose application also receives the subscriptions (`0x01`+topic) and cancels
+/// (`0x00`+topic): by default a topic's first subscription and last cancel; with `verbose` every
+/// subscription; with `verboser` every subscription and cancel. A subscriber that leaves cancels
+/// what it held. Other messages from subscribers are delivered as they are (libzmq does too).
+#[derive(Debug, Default)]
+pub struct XPub {
+    subscriptions: Subscriptions,
+    verbose: bool,
+    verboser: bool,
+    notices: std::collections::VecDeque<Msg>,
+}
+
+impl XPub {
+    /// An XPUB policy (`ZMQ_XPUB_VERBOSE`, `ZMQ_XPUB_VERBOSER`).
+    pub fn new(verbose: bool, verboser: bool) -> Self {
+        XPub { verbose: verbose || verboser, verboser, ..XPub::default() }
+    }
+
+    /// The subscription table (for introspection).
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.subscriptions
+    }
+}
+
+impl Pattern for XPub {
+    fn attach(&mut self, _: PeerId, _: PeerDetails<'_>) -> Attach {
+        Attach::Accepted
+    }
+
+    fn detach(&mut self, peer: PeerId) {
+        // RFC 29: XPUB "SHALL generate an unsubscribe for a subscriber that disconnects".
+        for topic in self.subscriptions.remove_peer(peer) {
+            self.notices.push_back(subscription_msg(false, &topic));
+        }
+    }
+
+    fn route(&mut self, msg: Msg, _: &dyn PeerView) -> Route {
+        let topic = msg.frames().first().cloned().unwrap_or_default();
+        let peers = self.subscriptions.matching_peers(&topic);
+        if peers.is_empty() {
+            Route::Drop
+        } else {
+            Route::Fanout(peers, msg)
+        }
+    }
+
+    fn accept(&mut self, _: PeerId, msg: Msg) -> Option<Msg> {
+        Some(msg)
+    }
+
+    fn handle_subscription(&mut self, peer: PeerId, topic: Bytes, subscribe: bool) -> Option<Msg> {
+        let change = if subscribe {
+            match self.subscriptions.subscribe(peer, &topic) {
+                Ok(change) => change,
+                Err(e) => {
+                    tracing::warn!(peer, "subscription refused: {e}");
+                    return None;
+                }
+            }
+        } else {
+            self.subscriptions.cancel(peer, &topic)?
+        };
+        let report =
+            if subscribe { self.verbose || change.topic_edge } else { self.verboser || change.topic_edge };
+        report.then(|| subscription_msg(subscribe, &topic))
+    }
+
+    fn poll_notice(&mut self) -> Option<Msg> {
+        self.notices.pop_front()
+    }
+
+    fn check_send(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn check_recv(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// XSUB: receives every message from its publishers (no filter); the application subscribes by
+/// sending `0x01`+topic and cancels with `0x00`+topic, and other messages go to every publisher.
+#[derive(Debug)]
+pub struct XSub {
+    /// The subscriptions held, to send again on every new connection.
+    held: Subscriptions,
+    peers: Vec<PeerId>,
+}
+
+impl Default for XSub {
+    fn default() -> Self {
+        XSub {
+            held: Subscriptions::new(SubscriptionLimits { max_topics: usize::MAX, max_bytes: usize::MAX }),
+            peers: Vec::new(),
+        }
+    }
+}
+
+impl Pattern for XSub {
+    fn attach(&mut self, peer: PeerId, _: PeerDetails<'_>) -> Attach {
+        self.peers.push(peer);
+        Attach::Accepted
+    }
+
+    fn detach(&mut self, peer: PeerId) {
+        self.peers.retain(|&p| p != peer);
+    }
+
+    /// RFC 29: XSUB "SHALL send all messages from the application to its publishers".
+    fn route(&mut self, msg: Msg, _: &dyn PeerView) -> Route {
+        if self.peers.is_empty() {
+            Route::Drop
+        } else {
+            Route::Fanout(self.peers.clone(), msg)
+        }
+    }
+
+    fn accept(&mut self, _: PeerId, msg: Msg) -> Option<Msg> {
+        Some(msg)
+    }
+
+    fn subscription_message(&self, msg: &Msg) -> Option<(bool, Bytes)> {
+        match msg.frames() {
+            [only] => match only.first() {
+                Some(1) => Some((true, only.slice(1..))),
+                Some(0) => Some((false, only.slice(1..))),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn local_subscription(&mut self, topic: &Bytes, subscribe: bool) -> Result<bool, Error> {
+        Ok(if subscribe {
+            self.held.subscribe(0, topic).map(|c| c.topic_edge).unwrap_or(false)
+        } else {
+            self.held.cancel(0, topic).is_some_and(|c| c.topic_edge)
+        })
+    }
+
+    fn local_topics(&self) -> Vec<Bytes> {
+        self.held.topics().into_iter().map(|(t, _)| t).collect()
+    }
+
+    fn check_send(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn check_recv(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +317,57 @@ mod tests {
         assert!(!s.local_subscription(&Bytes::from("A"), false).unwrap());
         assert!(s.local_subscription(&Bytes::from("A"), false).unwrap(), "last cancel is sent");
         assert!(s.check_send().is_err());
+    }
+}
+
+#[cfg(test)]
+mod x_tests {
+    use super::*;
+    use crate::pattern::testing::{msg, room};
+
+    #[test]
+    fn xpub_reports_first_subscribe_and_last_cancel_by_default() {
+        let mut x = XPub::new(false, false);
+        assert_eq!(x.handle_subscription(1, Bytes::from("A"), true).unwrap().frames()[0], "\x01A");
+        assert!(x.handle_subscription(2, Bytes::from("A"), true).is_none());
+        assert!(x.handle_subscription(1, Bytes::from("A"), false).is_none());
+        assert_eq!(x.handle_subscription(2, Bytes::from("A"), false).unwrap().frames()[0], "\x00A");
+        assert!(x.handle_subscription(2, Bytes::from("A"), false).is_none(), "not held: ignored");
+    }
+
+    #[test]
+    fn xpub_verbose_and_verboser() {
+        let mut v = XPub::new(true, false);
+        assert!(v.handle_subscription(1, Bytes::from("A"), true).is_some());
+        assert!(v.handle_subscription(2, Bytes::from("A"), true).is_some());
+        assert!(v.handle_subscription(1, Bytes::from("A"), false).is_none());
+        let mut vv = XPub::new(false, true);
+        vv.handle_subscription(1, Bytes::from("A"), true);
+        vv.handle_subscription(2, Bytes::from("A"), true);
+        assert!(vv.handle_subscription(1, Bytes::from("A"), false).is_some());
+    }
+
+    #[test]
+    fn xpub_cancels_for_a_subscriber_that_leaves() {
+        let mut x = XPub::new(false, false);
+        x.handle_subscription(1, Bytes::from("A"), true);
+        x.handle_subscription(1, Bytes::from("B"), true);
+        x.handle_subscription(2, Bytes::from("B"), true);
+        x.detach(1);
+        assert_eq!(x.poll_notice().unwrap().frames()[0], "\x00A");
+        assert!(x.poll_notice().is_none());
+        match x.route(msg(&["B1"]), &room(&[2])) {
+            Route::Fanout(peers, _) => assert_eq!(peers, [2]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn xsub_recognises_subscription_messages() {
+        let x = XSub::default();
+        assert_eq!(x.subscription_message(&msg(&["\x01top"])), Some((true, Bytes::from("top"))));
+        assert_eq!(x.subscription_message(&msg(&["\x00top"])), Some((false, Bytes::from("top"))));
+        assert_eq!(x.subscription_message(&msg(&["data"])), None);
+        assert_eq!(x.subscription_message(&msg(&["\x01a", "b"])), None, "multipart is data");
     }
 }

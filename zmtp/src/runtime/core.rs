@@ -228,6 +228,12 @@ impl Shared {
         if let Err(e) = core.pattern.check_send() {
             return SendOutcome::Failed(e, msg);
         }
+        if let Some((subscribe, topic)) = core.pattern.subscription_message(&msg) {
+            return match Self::subscription_locked(core, topic, subscribe) {
+                Ok(()) => SendOutcome::Done,
+                Err(e) => SendOutcome::Failed(e, msg),
+            };
+        }
         let view = View { peers: &core.peers, send_limit: core.send_limit, bytes_limit: core.bytes_limit };
         match core.pattern.route(msg, &view) {
             Route::To(id, msg) => {
@@ -272,6 +278,9 @@ impl Shared {
         let mut core = self.lock();
         let core = &mut *core;
         core.pattern.check_recv()?;
+        if let Some(notice) = core.pattern.poll_notice() {
+            return Ok(Some(notice));
+        }
         let mut forget_after = None;
         while let Some(id) = core.ready.pop_front() {
             let Some(peer) = core.peers.get_mut(&id) else { continue };
@@ -316,8 +325,10 @@ impl Shared {
     /// The application subscribes (`true`) or unsubscribes from `topic` (SUB). A topic's first
     /// subscription and last cancel are sent to every attached peer.
     pub(crate) fn local_subscription(&self, topic: Bytes, subscribe: bool) -> Result<(), Error> {
-        let mut core = self.lock();
-        let core = &mut *core;
+        Self::subscription_locked(&mut self.lock(), topic, subscribe)
+    }
+
+    fn subscription_locked(core: &mut Core, topic: Bytes, subscribe: bool) -> Result<(), Error> {
         if core.pattern.local_subscription(&topic, subscribe)? {
             for peer in core.peers.values_mut().filter(|p| p.attached && !p.gone) {
                 peer.commands.push_back((subscribe, topic.clone()));
@@ -329,11 +340,14 @@ impl Shared {
         Ok(())
     }
 
-    /// A peer subscribed or cancelled (PUB).
-    pub(crate) fn handle_subscription(&self, peer: PeerId, topic: Bytes, subscribe: bool) {
+    /// A peer subscribed or cancelled (PUB, XPUB). Returns what the application receives for it
+    /// (XPUB), which the driver queues like a message from that peer.
+    pub(crate) fn handle_subscription(&self, peer: PeerId, topic: Bytes, subscribe: bool) -> Option<Msg> {
         let mut core = self.lock();
         if core.peers.get(&peer).is_some_and(|p| p.attached) {
-            core.pattern.handle_subscription(peer, topic, subscribe);
+            core.pattern.handle_subscription(peer, topic, subscribe)
+        } else {
+            None
         }
     }
 
@@ -441,8 +455,10 @@ impl Shared {
             core.peers.remove(&peer);
             core.pattern.forget(peer);
         }
-        // Routing changed: a blocked REQ/DEALER may now pick another peer, a REP reply is dropped.
+        // Routing changed: a blocked REQ/DEALER may now pick another peer, a REP reply is dropped;
+        // an XPUB may have cancels of the departed subscriber to deliver.
         core.send_wakers.wake_all();
+        core.recv_wakers.wake_all();
     }
 
     /// Whether `peer` still has unsent messages queued.

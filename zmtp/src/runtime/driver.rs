@@ -379,7 +379,9 @@ impl Driver<'_> {
 
     fn on_subscription(&mut self, topic: Bytes, subscribe: bool) {
         if let Some(peer) = self.peer {
-            self.shared.handle_subscription(peer, topic, subscribe);
+            if let Some(msg) = self.shared.handle_subscription(peer, topic, subscribe) {
+                self.incoming.push_back(msg);
+            }
         }
     }
 

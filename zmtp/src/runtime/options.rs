@@ -96,6 +96,11 @@ pub struct Options {
     pub tcp_keepalive_interval: Option<Duration>,
     /// `ZMQ_TCP_KEEPALIVE_CNT`.
     pub tcp_keepalive_count: Option<u32>,
+    /// `ZMQ_XPUB_VERBOSE`: an XPUB passes every subscription to the application, not only a topic's
+    /// first.
+    pub xpub_verbose: bool,
+    /// `ZMQ_XPUB_VERBOSER`: as `xpub_verbose`, and every cancel too, not only a topic's last.
+    pub xpub_verboser: bool,
     /// `ZMQ_HEARTBEAT_IVL`: send a PING this often (default `None`: off).
     pub heartbeat_interval: Option<Duration>,
     /// `ZMQ_HEARTBEAT_TIMEOUT`: close if nothing arrives this long after a PING (default `None`: the
@@ -134,6 +139,8 @@ impl Default for Options {
             tcp_keepalive_idle: None,
             tcp_keepalive_interval: None,
             tcp_keepalive_count: None,
+            xpub_verbose: false,
+            xpub_verboser: false,
             heartbeat_interval: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,

@@ -80,11 +80,9 @@ impl Socket {
         Socket::with_options(socket_type, Options::default())
     }
 
-    /// A socket of `socket_type` with `options`. Fails if an option is invalid (naming it) or the
-    /// socket type is not implemented yet.
+    /// A socket of `socket_type` with `options`. Fails if an option is invalid (naming it).
     pub fn with_options(socket_type: SocketType, options: Options) -> Result<Socket> {
-        let pattern = pattern::for_socket_type(socket_type, &options, random_u32())
-            .ok_or(Error::NotSupported { socket_type, operation: "be created yet (not implemented)" })?;
+        let pattern = pattern::for_socket_type(socket_type, &options, random_u32());
         let shared = Arc::new(Shared::new(socket_type, options, pattern)?);
         Ok(Socket { handle: Arc::new(Handle { shared, endpoints: Mutex::new(Vec::new()) }) })
     }
@@ -217,7 +215,7 @@ impl Socket {
 
     fn subscription(&self, topic: Bytes, subscribe: bool) -> Result<()> {
         let socket_type = self.socket_type();
-        if socket_type != SocketType::Sub {
+        if !matches!(socket_type, SocketType::Sub | SocketType::XSub) {
             return Err(Error::NotSupported { socket_type, operation: "subscribe" });
         }
         self.shared().local_subscription(topic, subscribe)
