@@ -54,4 +54,5 @@ pub use proto::SocketType;
 pub use runtime::endpoint::Endpoint;
 pub use runtime::monitor::{Monitor, SocketEvent, SocketEventKind};
 pub use runtime::options::Options;
+pub use runtime::proxy::{proxy, proxy_steerable, ProxyStatistics};
 pub use runtime::socket::Socket;

@@ -683,3 +683,54 @@ async fn xsub_xpub_forwarder_between_pub_and_sub() {
     up.abort();
     down.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steerable_proxy_forwards_reports_statistics_and_terminates() {
+    let frontend = Socket::new(SocketType::XSub).unwrap();
+    let pub_ep = frontend.bind("tcp://127.0.0.1:*").await.unwrap();
+    let backend = Socket::new(SocketType::XPub).unwrap();
+    let sub_ep = backend.bind("tcp://127.0.0.1:*").await.unwrap();
+    let control = Socket::new(SocketType::Rep).unwrap();
+    let control_ep = control.bind("inproc://proxy-control-test").await.unwrap();
+    let proxy = tokio::spawn(async move { zmtp::proxy_steerable(&frontend, &backend, None, &control).await });
+    let publisher = Socket::new(SocketType::Pub).unwrap();
+    publisher.connect(&pub_ep).unwrap();
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    sub.connect(&sub_ep).unwrap();
+    sub.subscribe("t").unwrap();
+    let got = publish_until_received(&publisher, &sub, &msg(&["t1", "x"])).await;
+    assert_eq!(strings(&got), ["t1", "x"]);
+    let steer = Socket::new(SocketType::Req).unwrap();
+    steer.connect(&control_ep).unwrap();
+    steer.send(msg(&["STATISTICS"])).await.unwrap();
+    let stats = recv_timeout(&steer).await;
+    assert_eq!(stats.frames().len(), 8);
+    let frontend_in = u64::from_le_bytes(stats.frames()[0][..].try_into().unwrap());
+    let backend_in = u64::from_le_bytes(stats.frames()[4][..].try_into().unwrap());
+    assert!(frontend_in >= 1, "messages forwarded downstream: {frontend_in}");
+    assert!(backend_in >= 1, "the subscription forwarded upstream: {backend_in}");
+    steer.send(msg(&["TERMINATE"])).await.unwrap();
+    recv_timeout(&steer).await;
+    let result = tokio::time::timeout(Duration::from_secs(5), proxy).await.unwrap().unwrap();
+    assert!(result.is_ok());
+}
+
+#[tokio::test]
+async fn proxy_forwards_pull_to_push_one_way() {
+    let frontend = Socket::new(SocketType::Pull).unwrap();
+    let in_ep = frontend.bind("tcp://127.0.0.1:*").await.unwrap();
+    let backend = Socket::new(SocketType::Push).unwrap();
+    let out_ep = backend.bind("tcp://127.0.0.1:*").await.unwrap();
+    let proxy = tokio::spawn(async move { zmtp::proxy(&frontend, &backend, None).await });
+    let producer = Socket::new(SocketType::Push).unwrap();
+    producer.connect(&in_ep).unwrap();
+    let consumer = Socket::new(SocketType::Pull).unwrap();
+    consumer.connect(&out_ep).unwrap();
+    for i in 0..10 {
+        producer.send(format!("job {i}")).await.unwrap();
+    }
+    for i in 0..10 {
+        assert_eq!(strings(&recv_timeout(&consumer).await), [format!("job {i}")]);
+    }
+    proxy.abort();
+}

@@ -5,5 +5,6 @@ pub(crate) mod driver;
 pub mod endpoint;
 pub mod monitor;
 pub mod options;
+pub mod proxy;
 pub mod socket;
 pub(crate) mod transport;
