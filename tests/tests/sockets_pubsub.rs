@@ -73,3 +73,94 @@ async fn our_sub_receives_from_pyzmq_pub() {
         link.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_xpub_sees_pyzmq_subscriptions() {
+    for (kind, side) in SETUPS {
+        let ours = Socket::new(SocketType::XPub).unwrap();
+        let args = vec!["--subscribe".to_owned(), hex(b"wx.")];
+        let mut link = link(kind, side, ours, None, "SUB", &args).await;
+        let sub = within("subscription", link.ours.recv()).await.unwrap();
+        assert_eq!(sub.frames()[0], "\x01wx.", "{kind:?} {side:?}");
+        within("send", link.ours.send(frames(&["sports"]))).await.unwrap();
+        within("send", link.ours.send(frames(&["wx.sf", "15C"]))).await.unwrap();
+        let got = blocking(|| link.peer.expect_msg(STEP));
+        assert_eq!(got, reprs(&[b"wx.sf".as_slice(), b"15C"]), "{kind:?} {side:?}");
+        link.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_xsub_subscribes_to_pyzmq_pub() {
+    for (kind, side) in SETUPS {
+        let ours = Socket::new(SocketType::XSub).unwrap();
+        within("subscribe", ours.send(Bytes::from_static(b"\x01wx."))).await.unwrap();
+        let mut link = link(kind, side, ours, None, "PUB", &[]).await;
+        let mut got = None;
+        for _ in 0..250 {
+            link.peer.send(&[b"sports".as_slice()]);
+            link.peer.send(&[b"wx.nyc".as_slice(), b"21C"]);
+            if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(20), link.ours.recv()).await {
+                got = Some(m);
+                break;
+            }
+        }
+        let got = got.unwrap_or_else(|| panic!("{kind:?} {side:?}: our XSUB received nothing"));
+        assert_eq!(got.frames()[0], "wx.nyc", "{kind:?} {side:?}: pyzmq filtered for us");
+        link.close().await;
+    }
+}
+
+/// Our proxy (XSUB/XPUB) between a pyzmq publisher and a pyzmq subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_proxy_between_pyzmq_publisher_and_subscriber() {
+    let frontend = Socket::new(SocketType::XSub).unwrap();
+    let xsub_ep = frontend.bind("tcp://127.0.0.1:*").await.unwrap();
+    let backend = Socket::new(SocketType::XPub).unwrap();
+    let xpub_ep = backend.bind("tcp://127.0.0.1:*").await.unwrap();
+    let proxy = tokio::spawn(async move { zmtp::proxy(&frontend, &backend, None).await });
+    let mut sub =
+        zmtp_interop::SockPeer::spawn(["--type", "SUB", "--connect", &xpub_ep, "--subscribe", &hex(b"wx.")]);
+    blocking(|| sub.ready());
+    let mut publisher = zmtp_interop::SockPeer::spawn(["--type", "PUB", "--connect", &xsub_ep]);
+    blocking(|| publisher.ready());
+    let mut received = None;
+    for _ in 0..250 {
+        publisher.send(&[b"sports".as_slice()]);
+        publisher.send(&[b"wx.nyc".as_slice(), b"21C"]);
+        let lines = blocking(|| sub.lines_within("MSG ", Duration::from_millis(20)));
+        if let Some(line) = lines.into_iter().next() {
+            received = Some(line);
+            break;
+        }
+    }
+    let line = received.expect("the pyzmq subscriber received nothing through our proxy");
+    assert!(line.contains(&reprs(&[b"wx.nyc"])[0]), "{line}");
+    proxy.abort();
+}
+
+/// pyzmq's proxy between our publisher and our subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyzmq_proxy_between_our_publisher_and_subscriber() {
+    let (mut proxy, _stdin) =
+        zmtp_interop::Peer::spawn_with_stdin("sock_proxy", ["tcp://127.0.0.1:0", "tcp://127.0.0.1:0"]);
+    let line = blocking(|| proxy.expect_line("READY ", zmtp_interop::PEER_START));
+    let mut words = line.split_whitespace().skip(1);
+    let (xsub_ep, xpub_ep) = (words.next().unwrap().to_owned(), words.next().unwrap().to_owned());
+    let publisher = Socket::new(SocketType::Pub).unwrap();
+    publisher.connect(&xsub_ep).unwrap();
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    sub.connect(&xpub_ep).unwrap();
+    sub.subscribe("wx.").unwrap();
+    let mut got = None;
+    for _ in 0..250 {
+        publisher.send(frames(&["sports"])).await.unwrap();
+        publisher.send(frames(&["wx.nyc", "21C"])).await.unwrap();
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(20), sub.recv()).await {
+            got = Some(m);
+            break;
+        }
+    }
+    let got = got.expect("our subscriber received nothing through pyzmq's proxy");
+    assert_eq!(got.frames()[0], "wx.nyc");
+}
