@@ -734,3 +734,117 @@ async fn proxy_forwards_pull_to_push_one_way() {
     }
     proxy.abort();
 }
+
+/// Waits until `publisher` sees `n` subscribers for `topic` (subscriptions arrive asynchronously).
+async fn wait_subscribers(publisher: &Socket, topic: &[u8], n: usize) {
+    for _ in 0..500 {
+        if publisher.subscriber_count(topic) == Some(n) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never saw {n} subscribers for {topic:?}: {:?}", publisher.subscriptions());
+}
+
+#[tokio::test]
+async fn publisher_introspection_answers_who_is_subscribed() {
+    let publisher = Socket::new(SocketType::Pub).unwrap();
+    let ep = publisher.bind("tcp://127.0.0.1:*").await.unwrap();
+    assert_eq!(publisher.has_subscriber(b"nyse.IBM"), Some(false));
+    let a = Socket::new(SocketType::Sub).unwrap();
+    a.connect(&ep).unwrap();
+    a.subscribe("nyse.").unwrap();
+    let b = Socket::new(SocketType::Sub).unwrap();
+    b.connect(&ep).unwrap();
+    b.subscribe("nyse.IBM").unwrap();
+    b.subscribe("lse.").unwrap();
+    wait_subscribers(&publisher, b"nyse.IBM", 2).await;
+    assert_eq!(publisher.has_subscriber(b"nyse.MSFT"), Some(true));
+    assert_eq!(publisher.subscriber_count(b"nyse.MSFT"), Some(1));
+    assert_eq!(publisher.has_subscriber(b"tse.7203"), Some(false));
+    let topics = publisher.subscriptions().unwrap();
+    assert_eq!(topics, [(Bytes::from("lse."), 1), (Bytes::from("nyse."), 1), (Bytes::from("nyse.IBM"), 1)]);
+    b.close().await;
+    wait_subscribers(&publisher, b"nyse.IBM", 1).await;
+    assert_eq!(publisher.has_subscriber(b"lse.VOD"), Some(false), "a departed subscriber's topics are gone");
+    assert_eq!(Socket::new(SocketType::Sub).unwrap().has_subscriber(b"x"), None);
+}
+
+#[tokio::test]
+async fn subscription_cap_refuses_only_the_excess() {
+    let o = opts(|o| {
+        o.subscription_limits =
+            zmtp::pattern::subscriptions::SubscriptionLimits { max_topics: 2, max_bytes: 1024 }
+    });
+    let publisher = Socket::with_options(SocketType::Pub, o).unwrap();
+    let ep = publisher.bind("tcp://127.0.0.1:*").await.unwrap();
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    sub.connect(&ep).unwrap();
+    for t in ["a", "b", "c"] {
+        sub.subscribe(t).unwrap();
+    }
+    wait_subscribers(&publisher, b"b", 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(publisher.has_subscriber(b"c"), Some(false), "the third topic is over the cap");
+    assert_eq!(publisher.has_subscriber(b"a"), Some(true));
+}
+
+#[tokio::test]
+async fn invert_matching_and_welcome_message() {
+    let o = opts(|o| {
+        o.invert_matching = true;
+        o.xpub_welcome_msg = Some(Bytes::from_static(b"WELCOME"));
+    });
+    let xpub = Socket::with_options(SocketType::XPub, o).unwrap();
+    let ep = xpub.bind("tcp://127.0.0.1:*").await.unwrap();
+    let sub = Socket::with_options(SocketType::Sub, opts(|o| o.invert_matching = true)).unwrap();
+    sub.subscribe("WELCOME").unwrap(); // inverted: everything *except* WELCOME…
+    sub.subscribe("skip").unwrap();
+    sub.connect(&ep).unwrap();
+    // …but the welcome message is queued to the subscriber on connect and filtered by its SUB.
+    assert_eq!(recv_timeout(&xpub).await.frames()[0], "\x01WELCOME");
+    assert_eq!(recv_timeout(&xpub).await.frames()[0], "\x01skip");
+    xpub.send(msg(&["skip.this"])).await.unwrap();
+    xpub.send(msg(&["keep.this"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&sub).await), ["keep.this"]);
+}
+
+#[tokio::test]
+async fn conflate_keeps_only_the_newest_message() {
+    let pull = Socket::with_options(SocketType::Pull, opts(|o| o.conflate = true)).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let push = Socket::new(SocketType::Push).unwrap();
+    push.connect(&ep).unwrap();
+    for i in 0..100 {
+        push.send(format!("{i}")).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(strings(&recv_timeout(&pull).await), ["99"]);
+    assert!(pull.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn xpub_nodrop_waits_instead_of_dropping() {
+    let o = opts(|o| {
+        o.xpub_nodrop = true;
+        o.send_hwm = 2;
+        o.send_timeout = Some(Duration::from_millis(100));
+    });
+    let xpub = Socket::with_options(SocketType::XPub, o).unwrap();
+    let ep = xpub.bind("tcp://127.0.0.1:*").await.unwrap();
+    let sub = Socket::with_options(SocketType::Sub, opts(|o| o.recv_hwm = 1)).unwrap();
+    sub.connect(&ep).unwrap();
+    sub.subscribe("").unwrap();
+    assert_eq!(recv_timeout(&xpub).await.frames()[0], "\x01");
+    // The subscriber never reads: eventually every queue on the way is full and send reports it.
+    let big = Bytes::from(vec![0u8; 1 << 20]);
+    let mut blocked = false;
+    for _ in 0..200 {
+        if let Err(e) = xpub.send(big.clone()).await {
+            assert!(matches!(e.error, Error::WouldBlock));
+            blocked = true;
+            break;
+        }
+    }
+    assert!(blocked, "XPUB_NODROP must push back instead of dropping");
+}

@@ -117,6 +117,14 @@ pub trait Pattern: Send + fmt::Debug {
     fn local_topics(&self) -> Vec<Bytes> {
         Vec::new()
     }
+    /// The subscription table (PUB, XPUB), for introspection.
+    fn subscriptions(&self) -> Option<&subscriptions::Subscriptions> {
+        None
+    }
+    /// A message to queue to every newly attached peer (`ZMQ_XPUB_WELCOME_MSG`).
+    fn welcome(&self) -> Option<Msg> {
+        None
+    }
     /// Whether sending is allowed now.
     fn check_send(&self) -> Result<(), Error>;
     /// Whether receiving is allowed now.
@@ -135,10 +143,20 @@ pub fn for_socket_type(socket_type: SocketType, options: &crate::Options, seed: 
         SocketType::Push => Box::new(pipeline::Push::default()),
         SocketType::Pull => Box::new(pipeline::Pull),
         SocketType::Pair => Box::new(pair::Pair::default()),
-        SocketType::Pub => Box::new(pubsub::Pub::default()),
-        SocketType::Sub => Box::new(pubsub::Sub::default()),
-        SocketType::XPub => Box::new(pubsub::XPub::new(options.xpub_verbose, options.xpub_verboser)),
+        SocketType::Pub => Box::new(pubsub::Pub::new(&publisher_options(options))),
+        SocketType::Sub => Box::new(pubsub::Sub::new(options.invert_matching)),
+        SocketType::XPub => Box::new(pubsub::XPub::new(&publisher_options(options))),
         SocketType::XSub => Box::new(pubsub::XSub::default()),
+    }
+}
+
+fn publisher_options(options: &crate::Options) -> pubsub::PublisherOptions {
+    pubsub::PublisherOptions {
+        limits: options.subscription_limits,
+        invert: options.invert_matching,
+        verbose: options.xpub_verbose,
+        verboser: options.xpub_verboser,
+        welcome: options.xpub_welcome_msg.clone(),
     }
 }
 

@@ -4,42 +4,102 @@
 
 use bytes::Bytes;
 
-use super::subscriptions::{SubscriptionLimits, Subscriptions};
+use super::subscriptions::{Change, SubscriptionLimits, Subscriptions};
 use super::{not_supported, Attach, Pattern, PeerDetails, PeerId, PeerView, Route};
 use crate::error::Error;
 use crate::message::Msg;
 use crate::proto::SocketType;
 
-/// PUB: a copy of each message to every subscriber with a matching subscription and room.
+/// What PUB and XPUB share: the subscription trie and the fan-out.
 #[derive(Debug, Default)]
-pub struct Pub {
+struct Publisher {
     subscriptions: Subscriptions,
+    /// Attached peers, for `invert_matching`.
+    peers: Vec<PeerId>,
+    /// `ZMQ_INVERT_MATCHING`: send to the peers whose subscriptions do *not* match.
+    invert: bool,
 }
 
-impl Pub {
-    /// The subscription table (for introspection).
-    pub fn subscriptions(&self) -> &Subscriptions {
-        &self.subscriptions
-    }
-}
-
-impl Pattern for Pub {
-    fn attach(&mut self, _: PeerId, _: PeerDetails<'_>) -> Attach {
-        Attach::Accepted
+impl Publisher {
+    fn new(options: &PublisherOptions) -> Self {
+        Publisher {
+            subscriptions: Subscriptions::new(options.limits),
+            peers: Vec::new(),
+            invert: options.invert,
+        }
     }
 
-    fn detach(&mut self, peer: PeerId) {
-        self.subscriptions.remove_peer(peer);
-    }
-
-    fn route(&mut self, msg: Msg, _: &dyn PeerView) -> Route {
+    fn route(&self, msg: Msg) -> Route {
         let topic = msg.frames().first().cloned().unwrap_or_default();
-        let peers = self.subscriptions.matching_peers(&topic);
+        let mut peers = self.subscriptions.matching_peers(&topic);
+        if self.invert {
+            let matching = peers;
+            peers = self.peers.iter().copied().filter(|p| matching.binary_search(p).is_err()).collect();
+        }
         if peers.is_empty() {
             Route::Drop
         } else {
             Route::Fanout(peers, msg)
         }
+    }
+
+    fn subscription(&mut self, peer: PeerId, topic: &Bytes, subscribe: bool) -> Option<Change> {
+        if subscribe {
+            match self.subscriptions.subscribe(peer, topic) {
+                Ok(change) => Some(change),
+                Err(e) => {
+                    // The subscriber keeps its other subscriptions; this one is not honoured.
+                    tracing::warn!(peer, "subscription refused: {e}");
+                    None
+                }
+            }
+        } else {
+            self.subscriptions.cancel(peer, topic)
+        }
+    }
+}
+
+/// Options of PUB and XPUB policies.
+#[derive(Debug, Clone, Default)]
+pub struct PublisherOptions {
+    /// Per-subscriber caps.
+    pub limits: SubscriptionLimits,
+    /// `ZMQ_INVERT_MATCHING`.
+    pub invert: bool,
+    /// `ZMQ_XPUB_VERBOSE`.
+    pub verbose: bool,
+    /// `ZMQ_XPUB_VERBOSER`.
+    pub verboser: bool,
+    /// `ZMQ_XPUB_WELCOME_MSG`: sent to each new subscriber.
+    pub welcome: Option<Bytes>,
+}
+
+/// PUB: a copy of each message to every subscriber with a matching subscription and room.
+#[derive(Debug, Default)]
+pub struct Pub {
+    publisher: Publisher,
+}
+
+impl Pub {
+    /// A PUB policy.
+    pub fn new(options: &PublisherOptions) -> Self {
+        Pub { publisher: Publisher::new(options) }
+    }
+}
+
+impl Pattern for Pub {
+    fn attach(&mut self, peer: PeerId, _: PeerDetails<'_>) -> Attach {
+        self.publisher.peers.push(peer);
+        Attach::Accepted
+    }
+
+    fn detach(&mut self, peer: PeerId) {
+        self.publisher.peers.retain(|&p| p != peer);
+        self.publisher.subscriptions.remove_peer(peer);
+    }
+
+    fn route(&mut self, msg: Msg, _: &dyn PeerView) -> Route {
+        self.publisher.route(msg)
     }
 
     /// RFC 29: PUB "SHALL silently discard any messages received from subscribers".
@@ -48,14 +108,12 @@ impl Pattern for Pub {
     }
 
     fn handle_subscription(&mut self, peer: PeerId, topic: Bytes, subscribe: bool) -> Option<Msg> {
-        if subscribe {
-            if let Err(e) = self.subscriptions.subscribe(peer, &topic) {
-                tracing::warn!(peer, "subscription refused: {e}");
-            }
-        } else {
-            self.subscriptions.cancel(peer, &topic);
-        }
+        self.publisher.subscription(peer, &topic, subscribe);
         None
+    }
+
+    fn subscriptions(&self) -> Option<&Subscriptions> {
+        Some(&self.publisher.subscriptions)
     }
 
     fn check_send(&self) -> Result<(), Error> {
@@ -72,6 +130,15 @@ impl Pattern for Pub {
 pub struct Sub {
     /// The application's subscriptions, as one pseudo-peer's counted topics.
     filter: Subscriptions,
+    /// `ZMQ_INVERT_MATCHING`: deliver the messages that match no subscription.
+    invert: bool,
+}
+
+impl Sub {
+    /// A SUB policy (`ZMQ_INVERT_MATCHING`).
+    pub fn new(invert: bool) -> Self {
+        Sub { invert, ..Sub::default() }
+    }
 }
 
 impl Default for Sub {
@@ -79,6 +146,7 @@ impl Default for Sub {
         // The application's own subscriptions are not capped.
         Sub {
             filter: Subscriptions::new(SubscriptionLimits { max_topics: usize::MAX, max_bytes: usize::MAX }),
+            invert: false,
         }
     }
 }
@@ -96,7 +164,7 @@ impl Pattern for Sub {
 
     fn accept(&mut self, _: PeerId, msg: Msg) -> Option<Msg> {
         let topic = msg.frames().first()?;
-        self.filter.has_match(topic).then_some(msg)
+        (self.filter.has_match(topic) != self.invert).then_some(msg)
     }
 
     fn local_subscription(&mut self, topic: &Bytes, subscribe: bool) -> Result<bool, Error> {
@@ -134,44 +202,42 @@ fn subscription_msg(subscribe: bool, topic: &[u8]) -> Msg {
 /// what it held. Other messages from subscribers are delivered as they are (libzmq does too).
 #[derive(Debug, Default)]
 pub struct XPub {
-    subscriptions: Subscriptions,
+    publisher: Publisher,
     verbose: bool,
     verboser: bool,
+    welcome: Option<Bytes>,
     notices: std::collections::VecDeque<Msg>,
 }
 
 impl XPub {
-    /// An XPUB policy (`ZMQ_XPUB_VERBOSE`, `ZMQ_XPUB_VERBOSER`).
-    pub fn new(verbose: bool, verboser: bool) -> Self {
-        XPub { verbose: verbose || verboser, verboser, ..XPub::default() }
-    }
-
-    /// The subscription table (for introspection).
-    pub fn subscriptions(&self) -> &Subscriptions {
-        &self.subscriptions
+    /// An XPUB policy.
+    pub fn new(options: &PublisherOptions) -> Self {
+        XPub {
+            publisher: Publisher::new(options),
+            verbose: options.verbose || options.verboser,
+            verboser: options.verboser,
+            welcome: options.welcome.clone(),
+            notices: Default::default(),
+        }
     }
 }
 
 impl Pattern for XPub {
-    fn attach(&mut self, _: PeerId, _: PeerDetails<'_>) -> Attach {
+    fn attach(&mut self, peer: PeerId, _: PeerDetails<'_>) -> Attach {
+        self.publisher.peers.push(peer);
         Attach::Accepted
     }
 
     fn detach(&mut self, peer: PeerId) {
+        self.publisher.peers.retain(|&p| p != peer);
         // RFC 29: XPUB "SHALL generate an unsubscribe for a subscriber that disconnects".
-        for topic in self.subscriptions.remove_peer(peer) {
+        for topic in self.publisher.subscriptions.remove_peer(peer) {
             self.notices.push_back(subscription_msg(false, &topic));
         }
     }
 
     fn route(&mut self, msg: Msg, _: &dyn PeerView) -> Route {
-        let topic = msg.frames().first().cloned().unwrap_or_default();
-        let peers = self.subscriptions.matching_peers(&topic);
-        if peers.is_empty() {
-            Route::Drop
-        } else {
-            Route::Fanout(peers, msg)
-        }
+        self.publisher.route(msg)
     }
 
     fn accept(&mut self, _: PeerId, msg: Msg) -> Option<Msg> {
@@ -179,17 +245,7 @@ impl Pattern for XPub {
     }
 
     fn handle_subscription(&mut self, peer: PeerId, topic: Bytes, subscribe: bool) -> Option<Msg> {
-        let change = if subscribe {
-            match self.subscriptions.subscribe(peer, &topic) {
-                Ok(change) => change,
-                Err(e) => {
-                    tracing::warn!(peer, "subscription refused: {e}");
-                    return None;
-                }
-            }
-        } else {
-            self.subscriptions.cancel(peer, &topic)?
-        };
+        let change = self.publisher.subscription(peer, &topic, subscribe)?;
         let report =
             if subscribe { self.verbose || change.topic_edge } else { self.verboser || change.topic_edge };
         report.then(|| subscription_msg(subscribe, &topic))
@@ -197,6 +253,14 @@ impl Pattern for XPub {
 
     fn poll_notice(&mut self) -> Option<Msg> {
         self.notices.pop_front()
+    }
+
+    fn welcome(&self) -> Option<Msg> {
+        self.welcome.clone().map(Msg::from)
+    }
+
+    fn subscriptions(&self) -> Option<&Subscriptions> {
+        Some(&self.publisher.subscriptions)
     }
 
     fn check_send(&self) -> Result<(), Error> {
@@ -288,7 +352,7 @@ mod tests {
 
     #[test]
     fn pub_fans_out_to_matching_subscribers_only() {
-        let mut p = Pub::default();
+        let mut p = Pub::new(&PublisherOptions::default());
         p.handle_subscription(1, Bytes::from("A"), true);
         p.handle_subscription(2, Bytes::from(""), true);
         p.handle_subscription(3, Bytes::from("B"), true);
@@ -327,7 +391,7 @@ mod x_tests {
 
     #[test]
     fn xpub_reports_first_subscribe_and_last_cancel_by_default() {
-        let mut x = XPub::new(false, false);
+        let mut x = XPub::new(&PublisherOptions::default());
         assert_eq!(x.handle_subscription(1, Bytes::from("A"), true).unwrap().frames()[0], "\x01A");
         assert!(x.handle_subscription(2, Bytes::from("A"), true).is_none());
         assert!(x.handle_subscription(1, Bytes::from("A"), false).is_none());
@@ -337,11 +401,11 @@ mod x_tests {
 
     #[test]
     fn xpub_verbose_and_verboser() {
-        let mut v = XPub::new(true, false);
+        let mut v = XPub::new(&PublisherOptions { verbose: true, ..Default::default() });
         assert!(v.handle_subscription(1, Bytes::from("A"), true).is_some());
         assert!(v.handle_subscription(2, Bytes::from("A"), true).is_some());
         assert!(v.handle_subscription(1, Bytes::from("A"), false).is_none());
-        let mut vv = XPub::new(false, true);
+        let mut vv = XPub::new(&PublisherOptions { verboser: true, ..Default::default() });
         vv.handle_subscription(1, Bytes::from("A"), true);
         vv.handle_subscription(2, Bytes::from("A"), true);
         assert!(vv.handle_subscription(1, Bytes::from("A"), false).is_some());
@@ -349,7 +413,7 @@ mod x_tests {
 
     #[test]
     fn xpub_cancels_for_a_subscriber_that_leaves() {
-        let mut x = XPub::new(false, false);
+        let mut x = XPub::new(&PublisherOptions::default());
         x.handle_subscription(1, Bytes::from("A"), true);
         x.handle_subscription(1, Bytes::from("B"), true);
         x.handle_subscription(2, Bytes::from("B"), true);

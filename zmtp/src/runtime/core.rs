@@ -238,6 +238,10 @@ impl Shared {
         match core.pattern.route(msg, &view) {
             Route::To(id, msg) => {
                 if let Some(peer) = core.peers.get_mut(&id) {
+                    if self.options.conflate {
+                        peer.out.clear();
+                        peer.out_bytes = 0;
+                    }
                     peer.out_bytes += cost(&msg);
                     peer.out.push_back(msg);
                     if let Some(w) = peer.driver.take() {
@@ -249,10 +253,21 @@ impl Shared {
             Route::Fanout(ids, msg) => {
                 let view =
                     View { peers: &core.peers, send_limit: core.send_limit, bytes_limit: core.bytes_limit };
+                if self.options.xpub_nodrop && !ids.iter().all(|&id| view.has_room(id)) {
+                    // XPUB_NODROP: wait until every matching subscriber has room.
+                    if let Some(w) = waker {
+                        core.send_wakers.register(w);
+                    }
+                    return SendOutcome::Blocked(msg);
+                }
                 let ready: Vec<PeerId> = ids.into_iter().filter(|&id| view.has_room(id)).collect();
                 let c = cost(&msg);
                 for id in ready {
                     if let Some(peer) = core.peers.get_mut(&id) {
+                        if self.options.conflate {
+                            peer.out.clear();
+                            peer.out_bytes = 0;
+                        }
                         peer.out_bytes += c;
                         peer.out.push_back(msg.clone());
                         if let Some(w) = peer.driver.take() {
@@ -369,6 +384,14 @@ impl Shared {
         self.shutdown.cancel();
     }
 
+    /// Runs `f` on the subscription table (PUB, XPUB), `None` for other types.
+    pub(crate) fn with_subscriptions<T>(
+        &self,
+        f: impl FnOnce(&crate::pattern::subscriptions::Subscriptions) -> T,
+    ) -> Option<T> {
+        self.lock().pattern.subscriptions().map(f)
+    }
+
     /// Whether the routing policy gives connecting peers their queue before the handshake.
     pub(crate) fn pattern_attaches_before_handshake(&self) -> bool {
         self.lock().pattern.attaches_before_handshake()
@@ -410,9 +433,14 @@ impl Shared {
                 // A new peer is sent every subscription held (SUB), in the same step as it becomes
                 // visible, so none is sent twice or missed.
                 let topics = core.pattern.local_topics();
+                let welcome = core.pattern.welcome();
                 if let Some(p) = core.peers.get_mut(&peer) {
                     p.attached = true;
                     p.commands.extend(topics.into_iter().map(|t| (true, t)));
+                    if let Some(w) = welcome {
+                        p.out_bytes += cost(&w);
+                        p.out.push_back(w);
+                    }
                 }
                 if let Attach::Replaced(old) = result {
                     if let Some(p) = core.peers.get_mut(&old) {
@@ -486,6 +514,15 @@ impl Shared {
         };
         if !incoming.is_empty() {
             let was_empty = p.inbox.is_empty();
+            if self.options.conflate {
+                // Only the newest message is kept.
+                if let Some(newest) = incoming.pop_back() {
+                    incoming.clear();
+                    p.inbox.clear();
+                    p.in_bytes = 0;
+                    incoming.push_back(newest);
+                }
+            }
             while p.inbox.len() < core.recv_limit && p.in_bytes < core.bytes_limit {
                 let Some(msg) = incoming.pop_front() else { break };
                 p.in_bytes += cost(&msg);

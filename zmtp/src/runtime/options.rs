@@ -101,6 +101,20 @@ pub struct Options {
     pub xpub_verbose: bool,
     /// `ZMQ_XPUB_VERBOSER`: as `xpub_verbose`, and every cancel too, not only a topic's last.
     pub xpub_verboser: bool,
+    /// `ZMQ_XPUB_NODROP`: a PUB/XPUB whose subscriber's queue is full makes `send` wait (or fail
+    /// with `WouldBlock`) instead of dropping the message for that subscriber.
+    pub xpub_nodrop: bool,
+    /// `ZMQ_XPUB_WELCOME_MSG`: a message sent to every new subscriber of an XPUB.
+    pub xpub_welcome_msg: Option<Bytes>,
+    /// `ZMQ_INVERT_MATCHING`: PUB/XPUB send to subscribers whose subscriptions do *not* match; SUB
+    /// delivers the messages that match none of its subscriptions.
+    pub invert_matching: bool,
+    /// `ZMQ_CONFLATE`: keep only the newest message in each queue (for single-frame "latest value"
+    /// streams).
+    pub conflate: bool,
+    /// Caps on each subscriber's subscriptions (PUB, XPUB). A subscription over a cap is not
+    /// honoured (logged); the subscriber keeps the others. libzmq has none.
+    pub subscription_limits: crate::pattern::subscriptions::SubscriptionLimits,
     /// `ZMQ_HEARTBEAT_IVL`: send a PING this often (default `None`: off).
     pub heartbeat_interval: Option<Duration>,
     /// `ZMQ_HEARTBEAT_TIMEOUT`: close if nothing arrives this long after a PING (default `None`: the
@@ -141,6 +155,11 @@ impl Default for Options {
             tcp_keepalive_count: None,
             xpub_verbose: false,
             xpub_verboser: false,
+            xpub_nodrop: false,
+            xpub_welcome_msg: None,
+            invert_matching: false,
+            conflate: false,
+            subscription_limits: Default::default(),
             heartbeat_interval: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,

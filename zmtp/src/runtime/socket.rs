@@ -221,6 +221,24 @@ impl Socket {
         self.shared().local_subscription(topic, subscribe)
     }
 
+    /// Whether any connected subscriber holds a subscription that is a prefix of `topic` (PUB and
+    /// XPUB; O(topic length), whatever the number of subscribers). `None` for other socket types.
+    /// A gateway can answer "is anyone serving this?" without sending anything.
+    pub fn has_subscriber(&self, topic: &[u8]) -> Option<bool> {
+        self.shared().with_subscriptions(|s| s.has_match(topic))
+    }
+
+    /// How many connected subscribers hold a subscription that is a prefix of `topic` (PUB, XPUB).
+    pub fn subscriber_count(&self, topic: &[u8]) -> Option<usize> {
+        self.shared().with_subscriptions(|s| s.match_count(topic))
+    }
+
+    /// Every topic some connected subscriber holds, with the number of subscribers holding it,
+    /// sorted (PUB, XPUB).
+    pub fn subscriptions(&self) -> Option<Vec<(Bytes, usize)>> {
+        self.shared().with_subscriptions(|s| s.topics())
+    }
+
     /// Sends a message, waiting for room as the socket type prescribes (up to `send_timeout`). If
     /// the future is dropped before it completes, the message is dropped (it was not sent).
     pub async fn send(&self, msg: impl Into<Msg>) -> Result<(), SendError> {
