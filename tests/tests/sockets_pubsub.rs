@@ -164,3 +164,67 @@ async fn pyzmq_proxy_between_our_publisher_and_subscriber() {
     let got = got.expect("our subscriber received nothing through pyzmq's proxy");
     assert_eq!(got.frames()[0], "wx.nyc");
 }
+
+/// A ZMTP 3.0 subscriber (sans-IO driver over a raw TcpStream) subscribes to our PUB with the 3.0
+/// message form (`0x01`+topic as a data frame) and our PUB filters by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zmtp_3_0_subscriber_gets_filtered_messages_from_our_pub() {
+    use zmtp::proto::{ConnectionConfig, SocketType as Wire, Version};
+    let publisher = Socket::new(SocketType::Pub).unwrap();
+    let ep = publisher.bind("tcp://127.0.0.1:*").await.unwrap();
+    let addr = ep.trim_start_matches("tcp://").to_owned();
+    let mut d = blocking(|| {
+        let stream = std::net::TcpStream::connect(&addr).unwrap();
+        let mut d =
+            zmtp_interop::Driver::new(stream, ConnectionConfig::new(Wire::Sub).version(Version::V3_0))
+                .capture();
+        let info = d.handshake(STEP).unwrap();
+        assert_eq!(info.version, Version::V3_0);
+        d.subscribe(Bytes::from_static(b"A")).unwrap();
+        d.flush().unwrap();
+        d
+    });
+    // The subscription went out as a data frame: flags 0, size 2, 0x01 'A'.
+    assert!(
+        d.sent_bytes().windows(4).any(|w| w == [0x00, 0x02, 0x01, b'A']),
+        "3.0 message form: {:02x?}",
+        d.sent_bytes()
+    );
+    let mut got = None;
+    for _ in 0..250 {
+        publisher.send(frames(&["B1"])).await.unwrap();
+        publisher.send(frames(&["A1"])).await.unwrap();
+        if let Ok(m) = blocking(|| d.recv(Duration::from_millis(20))) {
+            got = Some(m);
+            break;
+        }
+    }
+    assert_eq!(got.expect("nothing received").frames()[0], "A1", "B1 is filtered at our publisher");
+}
+
+/// Our SUB talking to a ZMTP 3.0 publisher sends its subscription in the 3.0 message form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_sub_uses_the_message_form_with_a_zmtp_3_0_publisher() {
+    use zmtp::proto::{ConnectionConfig, Event, SocketType as Wire, Version};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = format!("tcp://{}", listener.local_addr().unwrap());
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    sub.subscribe("A").unwrap();
+    sub.connect(&ep).unwrap();
+    let mut d = blocking(|| {
+        let (stream, _) = listener.accept().unwrap();
+        let config = ConnectionConfig::new(Wire::Pub).as_server(false).version(Version::V3_0);
+        let mut d = zmtp_interop::Driver::new(stream, config).capture();
+        d.handshake(STEP).unwrap();
+        d
+    });
+    let event = blocking(|| d.next_event(STEP)).unwrap();
+    assert_eq!(event, Event::Subscribe(Bytes::from_static(b"A")));
+    assert!(d.received_bytes().windows(4).any(|w| w == [0x00, 0x02, 0x01, b'A']), "3.0 message form");
+    blocking(|| {
+        d.send(frames(&["A1"])).unwrap();
+        d.flush().unwrap();
+    });
+    let got = within("recv", sub.recv()).await.unwrap();
+    assert_eq!(got.frames()[0], "A1");
+}
