@@ -300,3 +300,79 @@ async fn handshakes_in_progress_are_capped() {
     dealer.send("after the flood").await.unwrap();
     assert_eq!(recv_within(&router, 5).await.frames()[1], "after the flood");
 }
+
+/// reliability.md B-7 (scaled for CI): one stalled subscriber among fast ones. The publisher never
+/// blocks, the stalled subscriber's copies are dropped at its HWM and counted, the fast ones get
+/// (nearly) everything, and memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_subscriber_does_not_slow_the_others() {
+    const FAST: usize = 5;
+    const MESSAGES: usize = 20_000;
+    let publisher = Socket::new(SocketType::Pub).unwrap();
+    let ep = publisher.bind("tcp://127.0.0.1:*").await.unwrap();
+    // The stalled subscriber: subscribes, then never reads.
+    let stalled =
+        Socket::with_options(SocketType::Sub, Options { recv_hwm: 10, ..Options::default() }).unwrap();
+    stalled.connect(&ep).unwrap();
+    stalled.subscribe("").unwrap();
+    let mut fast = Vec::new();
+    for _ in 0..FAST {
+        let s = Socket::new(SocketType::Sub).unwrap();
+        s.connect(&ep).unwrap();
+        s.subscribe("").unwrap();
+        fast.push(s);
+    }
+    while publisher.subscriber_count(b"x") != Some(FAST + 1) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let counters: Vec<_> = fast
+        .into_iter()
+        .map(|s| {
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), s.recv()).await {
+                    if m.frames()[0] == "end" {
+                        break;
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let before = rss_kib();
+    let payload = Bytes::from(vec![b'x'; 1024]);
+    let start = Instant::now();
+    let mut longest_send = Duration::ZERO;
+    for i in 0..MESSAGES {
+        let t = Instant::now();
+        publisher.send(payload.clone()).await.unwrap();
+        longest_send = longest_send.max(t.elapsed());
+        if i % 100 == 99 {
+            // Pace the publisher (about what the fast subscribers can take in a debug build).
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let publish_time = start.elapsed();
+    for _ in 0..20 {
+        publisher.send("end").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut delivered = Vec::new();
+    for c in counters {
+        delivered.push(c.await.unwrap());
+    }
+    let growth = rss_kib().saturating_sub(before);
+    let dropped = publisher.dropped_messages();
+    println!(
+        "B-7: {MESSAGES} x 1 KiB to {FAST} fast + 1 stalled subscriber in {publish_time:?}; fast delivered {delivered:?}; \
+         dropped {dropped} copies; longest send {longest_send:?}; RSS growth {growth} KiB"
+    );
+    for n in &delivered {
+        assert!(*n as f64 >= 0.95 * MESSAGES as f64, "a fast subscriber got {n} of {MESSAGES}");
+    }
+    assert!(dropped as usize >= MESSAGES / 2, "the stalled subscriber's copies are dropped: {dropped}");
+    assert!(longest_send < Duration::from_millis(200), "the publisher never blocks: {longest_send:?}");
+    // The stalled peer holds at most SNDHWM (1000) x 1 KiB in its queue plus socket buffers.
+    assert!(growth < 64 * 1024, "RSS grew {growth} KiB");
+}

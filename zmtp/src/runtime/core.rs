@@ -118,6 +118,8 @@ struct Core {
     send_limit: usize,
     recv_limit: usize,
     bytes_limit: usize,
+    /// Messages dropped for a peer whose queue was full (PUB/XPUB fan-out).
+    dropped: u64,
 }
 
 /// The peers as a routing policy sees them.
@@ -195,6 +197,7 @@ impl Shared {
             send_limit: options.send_limit(),
             recv_limit: options.recv_limit(),
             bytes_limit: options.bytes_limit(),
+            dropped: 0,
         };
         Ok(Shared {
             socket_type,
@@ -260,7 +263,10 @@ impl Shared {
                     }
                     return SendOutcome::Blocked(msg);
                 }
+                let targets = ids.len();
                 let ready: Vec<PeerId> = ids.into_iter().filter(|&id| view.has_room(id)).collect();
+                // RFC 29: dropped for the subscribers whose queue is full; counted.
+                core.dropped += (targets - ready.len()) as u64;
                 let c = cost(&msg);
                 for id in ready {
                     if let Some(peer) = core.peers.get_mut(&id) {
@@ -390,6 +396,11 @@ impl Shared {
         f: impl FnOnce(&crate::pattern::subscriptions::Subscriptions) -> T,
     ) -> Option<T> {
         self.lock().pattern.subscriptions().map(f)
+    }
+
+    /// Messages a PUB/XPUB dropped for subscribers whose queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lock().dropped
     }
 
     /// Whether the routing policy gives connecting peers their queue before the handshake.

@@ -239,6 +239,12 @@ impl Socket {
         self.shared().with_subscriptions(|s| s.topics())
     }
 
+    /// How many copies of messages a PUB or XPUB dropped because a subscriber's queue was full
+    /// (RFC 29: dropped, never blocking the publisher). Always 0 for other types.
+    pub fn dropped_messages(&self) -> u64 {
+        self.shared().dropped()
+    }
+
     /// Sends a message, waiting for room as the socket type prescribes (up to `send_timeout`). If
     /// the future is dropped before it completes, the message is dropped (it was not sent).
     pub async fn send(&self, msg: impl Into<Msg>) -> Result<(), SendError> {
