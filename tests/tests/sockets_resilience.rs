@@ -380,3 +380,32 @@ async fn incompatible_our_pair_pyzmq_dealer() {
 async fn incompatible_our_pull_pyzmq_pull() {
     refused(SocketType::Pull, "PULL", false).await;
 }
+
+/// Our SUB subscribes to a pyzmq PUB that binds; the PUB is killed and restarted on the same
+/// endpoint; our SUB sends its subscriptions again on the new connection and receives again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_replays_subscriptions_to_a_restarted_pyzmq_pub() {
+    for kind in [Kind::Tcp, Kind::Ipc] {
+        let ours = Socket::with_options(SocketType::Sub, options()).unwrap();
+        ours.subscribe("wx.").unwrap();
+        let mut l = link(kind, Side::TheyBind, ours, None, "PUB", &[]).await;
+        for round in ["first", "after restart"] {
+            let mut got = None;
+            for _ in 0..250 {
+                l.peer.send(&[b"sports".as_slice()]);
+                l.peer.send(&[b"wx.nyc".as_slice()]);
+                if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(20), l.ours.recv()).await {
+                    got = Some(m);
+                    break;
+                }
+            }
+            let got = got.unwrap_or_else(|| panic!("{kind:?}: nothing received ({round})"));
+            assert_eq!(got.frames()[0], "wx.nyc", "{kind:?} {round}");
+            if round == "first" {
+                kill_peer(&mut l).await;
+                restart_peer(&mut l, "PUB", &[]).await;
+            }
+        }
+        l.close().await;
+    }
+}
