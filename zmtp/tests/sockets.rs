@@ -848,3 +848,23 @@ async fn xpub_nodrop_waits_instead_of_dropping() {
     }
     assert!(blocked, "XPUB_NODROP must push back instead of dropping");
 }
+
+#[tokio::test]
+async fn xpub_manual_lets_the_application_decide_subscriptions() {
+    let xpub = Socket::with_options(SocketType::XPub, opts(|o| o.xpub_manual = true)).unwrap();
+    let ep = xpub.bind("tcp://127.0.0.1:*").await.unwrap();
+    assert!(xpub.subscribe("x").is_err(), "no subscription received yet");
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    sub.connect(&ep).unwrap();
+    sub.subscribe("asked").unwrap();
+    sub.subscribe("granted").unwrap();
+    assert_eq!(recv_timeout(&xpub).await.frames()[0], "\x01asked");
+    assert_eq!(recv_timeout(&xpub).await.frames()[0], "\x01granted");
+    // Nothing is applied by itself: the application grants one of the two.
+    assert_eq!(xpub.has_subscriber(b"asked"), Some(false));
+    xpub.subscribe("granted").unwrap();
+    assert_eq!(xpub.has_subscriber(b"granted.1"), Some(true));
+    xpub.send(msg(&["asked.1"])).await.unwrap();
+    xpub.send(msg(&["granted.1"])).await.unwrap();
+    assert_eq!(strings(&recv_timeout(&sub).await), ["granted.1"]);
+}

@@ -157,6 +157,7 @@ fn publisher_options(options: &crate::Options) -> pubsub::PublisherOptions {
         verbose: options.xpub_verbose,
         verboser: options.xpub_verboser,
         welcome: options.xpub_welcome_msg.clone(),
+        manual: options.xpub_manual,
     }
 }
 

@@ -72,6 +72,9 @@ pub struct PublisherOptions {
     pub verboser: bool,
     /// `ZMQ_XPUB_WELCOME_MSG`: sent to each new subscriber.
     pub welcome: Option<Bytes>,
+    /// `ZMQ_XPUB_MANUAL`: subscriptions are only passed to the application, which decides what the
+    /// last subscribing peer gets with `subscribe`/`unsubscribe` on the XPUB.
+    pub manual: bool,
 }
 
 /// PUB: a copy of each message to every subscriber with a matching subscription and room.
@@ -207,6 +210,9 @@ pub struct XPub {
     verboser: bool,
     welcome: Option<Bytes>,
     notices: std::collections::VecDeque<Msg>,
+    manual: bool,
+    /// The peer whose (un)subscription the application received last (XPUB_MANUAL).
+    last_peer: Option<PeerId>,
 }
 
 impl XPub {
@@ -218,6 +224,8 @@ impl XPub {
             verboser: options.verboser,
             welcome: options.welcome.clone(),
             notices: Default::default(),
+            manual: options.manual,
+            last_peer: None,
         }
     }
 }
@@ -230,6 +238,9 @@ impl Pattern for XPub {
 
     fn detach(&mut self, peer: PeerId) {
         self.publisher.peers.retain(|&p| p != peer);
+        if self.last_peer == Some(peer) {
+            self.last_peer = None;
+        }
         // RFC 29: XPUB "SHALL generate an unsubscribe for a subscriber that disconnects".
         for topic in self.publisher.subscriptions.remove_peer(peer) {
             self.notices.push_back(subscription_msg(false, &topic));
@@ -245,6 +256,11 @@ impl Pattern for XPub {
     }
 
     fn handle_subscription(&mut self, peer: PeerId, topic: Bytes, subscribe: bool) -> Option<Msg> {
+        if self.manual {
+            // libzmq: every (un)subscription goes to the application, which applies it (or not).
+            self.last_peer = Some(peer);
+            return Some(subscription_msg(subscribe, &topic));
+        }
         let change = self.publisher.subscription(peer, &topic, subscribe)?;
         let report =
             if subscribe { self.verbose || change.topic_edge } else { self.verboser || change.topic_edge };
@@ -253,6 +269,19 @@ impl Pattern for XPub {
 
     fn poll_notice(&mut self) -> Option<Msg> {
         self.notices.pop_front()
+    }
+
+    /// With `manual`: `subscribe`/`unsubscribe` on the XPUB apply to the peer whose subscription
+    /// was received last. Nothing is sent to peers.
+    fn local_subscription(&mut self, topic: &Bytes, subscribe: bool) -> Result<bool, Error> {
+        if !self.manual {
+            return Err(Error::InvalidState("subscribe on an XPUB needs xpub_manual"));
+        }
+        let peer = self.last_peer.ok_or(Error::InvalidState("no subscription received yet"))?;
+        if self.publisher.peers.contains(&peer) {
+            self.publisher.subscription(peer, topic, subscribe);
+        }
+        Ok(false)
     }
 
     fn welcome(&self) -> Option<Msg> {

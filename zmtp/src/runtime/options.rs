@@ -104,6 +104,10 @@ pub struct Options {
     /// `ZMQ_XPUB_NODROP`: a PUB/XPUB whose subscriber's queue is full makes `send` wait (or fail
     /// with `WouldBlock`) instead of dropping the message for that subscriber.
     pub xpub_nodrop: bool,
+    /// `ZMQ_XPUB_MANUAL`: an XPUB passes every (un)subscription to the application and applies
+    /// none itself; the application calls `subscribe`/`unsubscribe` on the XPUB to apply them to
+    /// the peer whose subscription it received last.
+    pub xpub_manual: bool,
     /// `ZMQ_XPUB_WELCOME_MSG`: a message sent to every new subscriber of an XPUB.
     pub xpub_welcome_msg: Option<Bytes>,
     /// `ZMQ_INVERT_MATCHING`: PUB/XPUB send to subscribers whose subscriptions do *not* match; SUB
@@ -156,6 +160,7 @@ impl Default for Options {
             xpub_verbose: false,
             xpub_verboser: false,
             xpub_nodrop: false,
+            xpub_manual: false,
             xpub_welcome_msg: None,
             invert_matching: false,
             conflate: false,

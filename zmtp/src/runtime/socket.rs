@@ -202,8 +202,10 @@ impl Socket {
         Ok(())
     }
 
-    /// Subscribes a SUB socket to messages whose first frame starts with `topic` (empty: all).
-    /// Subscriptions are counted, sent to every publisher, and sent again on every reconnection.
+    /// Subscribes a SUB (or XSUB) socket to messages whose first frame starts with `topic` (empty:
+    /// all). Subscriptions are counted, sent to every publisher, and sent again on every
+    /// reconnection. On an XPUB with `xpub_manual`, subscribes the peer whose subscription was
+    /// received last.
     pub fn subscribe(&self, topic: impl Into<Bytes>) -> Result<()> {
         self.subscription(topic.into(), true)
     }
@@ -215,7 +217,7 @@ impl Socket {
 
     fn subscription(&self, topic: Bytes, subscribe: bool) -> Result<()> {
         let socket_type = self.socket_type();
-        if !matches!(socket_type, SocketType::Sub | SocketType::XSub) {
+        if !matches!(socket_type, SocketType::Sub | SocketType::XSub | SocketType::XPub) {
             return Err(Error::NotSupported { socket_type, operation: "subscribe" });
         }
         self.shared().local_subscription(topic, subscribe)
