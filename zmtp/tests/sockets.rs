@@ -868,3 +868,40 @@ async fn xpub_manual_lets_the_application_decide_subscriptions() {
     xpub.send(msg(&["granted.1"])).await.unwrap();
     assert_eq!(strings(&recv_timeout(&sub).await), ["granted.1"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_between_router_and_dealer_routes_replies_back() {
+    let frontend = Socket::new(SocketType::Router).unwrap();
+    let front_ep = frontend.bind("tcp://127.0.0.1:*").await.unwrap();
+    let backend = Socket::new(SocketType::Dealer).unwrap();
+    let back_ep = backend.bind("tcp://127.0.0.1:*").await.unwrap();
+    let proxy = tokio::spawn(async move { zmtp::proxy(&frontend, &backend, None).await });
+    let worker = Socket::new(SocketType::Rep).unwrap();
+    worker.connect(&back_ep).unwrap();
+    let workers = tokio::spawn(async move {
+        for _ in 0..6 {
+            let req = worker.recv().await.unwrap();
+            let mut reply = String::from_utf8_lossy(&req.frames()[0]).into_owned();
+            reply.push_str(" done");
+            worker.send(reply).await.unwrap();
+        }
+    });
+    let mut clients = Vec::new();
+    for c in 0..3 {
+        let client = Socket::new(SocketType::Req).unwrap();
+        client.connect(&front_ep).unwrap();
+        clients.push(tokio::spawn(async move {
+            for i in 0..2 {
+                client.send(format!("c{c} r{i}")).await.unwrap();
+                let reply =
+                    tokio::time::timeout(Duration::from_secs(10), client.recv()).await.unwrap().unwrap();
+                assert_eq!(strings(&reply), [format!("c{c} r{i} done")]);
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    workers.await.unwrap();
+    proxy.abort();
+}
