@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds zmtp's perf tools (perf/, crate zmtp-perf) in release mode and prints the directory that
-# holds the six executables (local_thr remote_thr router_thr dealer_thr local_lat remote_lat) on
-# stdout, and nothing else, so the bench runner can take it as an implementation:
+# holds the nine executables (local_thr remote_thr router_thr dealer_thr local_lat remote_lat proxy
+# pub_thr sub_thr) on stdout, and nothing else, so the bench runner can take it as an implementation:
 #
 #     bench/run.sh libzmq zmtp=$(/path/to/repo/scripts/build-perf.sh)
 #
@@ -19,7 +19,7 @@ target_dir="$(cargo metadata --format-version 1 --no-deps </dev/null |
     grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)"
 dir="${target_dir:-$repo_root/target}/release"
 
-for tool in local_thr remote_thr router_thr dealer_thr local_lat remote_lat; do
+for tool in local_thr remote_thr router_thr dealer_thr local_lat remote_lat proxy pub_thr sub_thr; do
     if [[ ! -x "$dir/$tool" ]]; then
         echo "build-perf: $dir/$tool was not built" >&2
         exit 1

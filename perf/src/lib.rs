@@ -5,10 +5,13 @@
 //! - Throughput is measured at the receiver, from its first message to its last:
 //!   `(received - 1) / elapsed` messages per second.
 //! - Latency is measured at the REQ side: total time / round trips / 2.
+//! - The proxy suite (`proxy`, `pub_thr`, `sub_thr`) measures at each subscriber, first to last
+//!   message, and counts what it lost; `pub_thr` reports its own send rate.
 //! - Every tool exits by itself: the first message is awaited at most 30 s, a gap of 10 s ends a
 //!   run (a sender's blocked send gives up after 30 s, libzmq's `SNDTIMEO` there), senders wait at
 //!   most 30 s for their receiver to hang up (monitor: `Disconnected` after `HandshakeSucceeded`)
-//!   and never close before it does.
+//!   and never close before it does. `sub_thr` ends a run after a 5 s gap instead (exit 0, as
+//!   libzmq's), `pub_thr` never waits for anyone, and `proxy` runs until its lifetime or SIGTERM.
 //! - Exit codes: 0 ok, 1 usage/bind/connect error, 2 receive/send error or timeout, 3 a message of
 //!   the wrong shape.
 //!
@@ -59,6 +62,37 @@ pub fn args(usage: &str, count_name: &str) -> Args {
         std::process::exit(1);
     }
     Args { endpoint: a[0].clone(), size: parse_pos(&a[1], "msg-size"), count: parse_pos(&a[2], count_name) }
+}
+
+/// The positional arguments of a tool that takes `min` to `max` of them (the proxy suite's
+/// optional last argument); prints `usage: {usage}` and exits 1 on another count.
+pub fn positional(usage: &str, min: usize, max: usize) -> Vec<String> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    if a.len() < min || a.len() > max {
+        eprintln!("usage: {usage}");
+        std::process::exit(1);
+    }
+    a
+}
+
+/// C's `atol`: optional blanks and sign, then the leading digits; 0 if there are none
+/// (bench/libzmq's `pub_thr` takes its warm-up so).
+pub fn atol(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (neg, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let v = rest
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |v, d| v.saturating_mul(10).saturating_add(i64::from(d - b'0')));
+    if neg {
+        -v
+    } else {
+        v
+    }
 }
 
 /// Parses a positive integer or exits 1 (libzmq's tools: `strtol` and `v > 0`).

@@ -1,0 +1,82 @@
+//! `pub_thr <connect-endpoint> <msg-size> <msg-count> [warmup-ms]`
+//!
+//! PUB socket connects (to a proxy's XSUB side), waits warmup-ms (default 1000; C's `atol`, so
+//! anything not a positive number means none) for the subscriptions to arrive, publishes
+//! msg-count data messages of msg-size bytes (first byte `D`; clones of one shared `Bytes`) as
+//! fast as it can, then an end marker (first byte `E`) every 5 ms for 0.5 s so subscribers can
+//! stop early; prints one `RESULT` line with the send rate, closes (linger 2 s) and exits 0
+//! (bench/README.md; as bench/libzmq/pub_thr.c). A PUB drops what a subscriber has no room for,
+//! so sends do not block (the loop yields to the runtime every [`YIELD_EVERY`] sends); exit 2 if
+//! one fails or stalls for 30 s.
+//!
+//! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use zmtp::{Msg, Options, SocketType};
+use zmtp_perf::{Flavor, Watchdog};
+
+/// Sends between yields to the runtime. A PUB's `send` never waits (it drops what has no room),
+/// so it never returns `Pending` and, unlike tokio's own resources, spends no coop budget: a loop
+/// of sends alone would starve the connection driver (on the current-thread runtime outright; on
+/// the multi-thread one too, the woken driver sitting in this worker's LIFO slot), and everything
+/// past the first 1000 messages (the HWM) would be dropped. 128 is tokio's coop budget, so this is
+/// what a tokio resource would do by itself. (libzmq's publisher has its I/O thread beside it.)
+const YIELD_EVERY: u64 = 128;
+
+const USAGE: &str = "pub_thr <connect-endpoint> <msg-size> <msg-count> [warmup-ms]";
+
+fn main() {
+    let a = zmtp_perf::positional(USAGE, 3, 4);
+    let size = zmtp_perf::parse_pos(&a[1], "msg-size");
+    let count = zmtp_perf::parse_pos(&a[2], "msg-count");
+    let warmup = a.get(3).map_or(1000, |s| zmtp_perf::atol(s)).max(0) as u64;
+    zmtp_perf::run(Flavor::Current, run(a[0].clone(), size, count, Duration::from_millis(warmup)))
+}
+
+async fn run(endpoint: String, size: usize, count: usize, warmup: Duration) -> i32 {
+    let sock = zmtp_perf::socket(
+        SocketType::Pub,
+        Options { linger: Some(Duration::from_secs(2)), ..Options::default() },
+    );
+    if let Err(e) = sock.connect(&endpoint) {
+        eprintln!("error: connect {endpoint}: {e}");
+        return 1;
+    }
+    tokio::time::sleep(warmup).await;
+    let mut body = vec![b'x'; size];
+    body[0] = b'D';
+    let data = Bytes::from(body.clone());
+    body[0] = b'E';
+    let marker = Bytes::from(body);
+    let wd = Watchdog::start(zmtp_perf::SEND_TIMEOUT, zmtp_perf::SEND_TIMEOUT, move |n, _| {
+        eprintln!("error: send {n}/{count}: timed out");
+        2
+    });
+    let start = Instant::now();
+    for i in 0..count as u64 {
+        if let Err(e) = sock.send(Msg::from(data.clone())).await {
+            eprintln!("error: send {i}/{count}: {e}");
+            return 2;
+        }
+        wd.progress(i + 1);
+        if (i + 1) % YIELD_EVERY == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let elapsed = start.elapsed();
+    wd.stop();
+    for _ in 0..100 {
+        let _ = sock.try_send(Msg::from(marker.clone()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "RESULT tool=pub_thr impl={} size={size} count={count} elapsed_s={secs:.6} send_msgs_per_s={:.0}",
+        zmtp_perf::IMPL,
+        if secs > 0.0 { count as f64 / secs } else { 0.0 }
+    );
+    zmtp_perf::close(sock, Duration::from_secs(5)).await;
+    0
+}
