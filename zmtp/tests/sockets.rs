@@ -905,3 +905,29 @@ async fn proxy_between_router_and_dealer_routes_replies_back() {
     workers.await.unwrap();
     proxy.abort();
 }
+
+/// A tight loop of sends that never wait (PUB) must still let the connection tasks run: before
+/// `send` took from tokio's cooperative budget, only the first SNDHWM messages ever left.
+#[tokio::test(flavor = "current_thread")]
+async fn tight_publish_loop_does_not_starve_the_connection() {
+    let sub = Socket::new(SocketType::Sub).unwrap();
+    let ep = sub.bind("tcp://127.0.0.1:*").await.unwrap();
+    sub.subscribe("").unwrap();
+    let publisher = Socket::new(SocketType::Pub).unwrap();
+    publisher.connect(&ep).unwrap();
+    while publisher.subscriber_count(b"") != Some(1) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let counter = tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), sub.recv()).await {
+            n += 1;
+        }
+        n
+    });
+    for i in 0..20_000u32 {
+        publisher.send(Bytes::from(i.to_be_bytes().to_vec())).await.unwrap();
+    }
+    let received = counter.await.unwrap();
+    assert!(received > 5_000, "only {received} of 20000 left the publisher");
+}

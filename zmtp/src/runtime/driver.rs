@@ -30,10 +30,11 @@ use crate::proto::{Connection, ConnectionError, Event, SocketType};
 /// Decode at most this many messages ahead of handing them to the socket.
 const DECODE_BATCH: usize = 1024;
 /// Take at most this many bytes of queued messages per round (keeps the transmit queue bounded).
-const OUT_BUDGET: usize = 1 << 20;
-/// Stop reading while this much is waiting to be written (a peer that sends PINGs but does not
-/// read cannot grow our transmit queue).
-const TRANSMIT_HIGH: usize = 4 << 20;
+const OUT_BUDGET: usize = 256 << 10;
+/// Take no more messages, and stop reading, while this much is waiting to be written: a peer that
+/// does not read holds at most this beyond its HWM (and one that sends PINGs without reading cannot
+/// grow our transmit queue).
+const TRANSMIT_HIGH: usize = 512 << 10;
 /// Most iovecs per write (Linux `IOV_MAX` is 1024).
 const MAX_IOVECS: usize = 256;
 /// Rounds of work per poll before yielding to other tasks.

@@ -250,6 +250,9 @@ impl Socket {
     /// Sends a message, waiting for room as the socket type prescribes (up to `send_timeout`). If
     /// the future is dropped before it completes, the message is dropped (it was not sent).
     pub async fn send(&self, msg: impl Into<Msg>) -> Result<(), SendError> {
+        // A send that never has to wait (PUB, a DEALER with room) must still let the connection
+        // tasks on this thread run: take from tokio's cooperative budget, as its own resources do.
+        tokio::task::coop::consume_budget().await;
         let shared = self.shared();
         let mut msg = Some(msg.into());
         let timeout = shared.options.send_timeout;
@@ -291,6 +294,7 @@ impl Socket {
     /// Receives the next message (all its frames), waiting up to `recv_timeout`. Cancel-safe: if the
     /// future is dropped, no message is lost.
     pub async fn recv(&self) -> Result<Msg> {
+        tokio::task::coop::consume_budget().await;
         let shared = self.shared();
         let attempt = poll_fn(|cx| match shared.recv(Some(cx.waker())) {
             Ok(Some(msg)) => Poll::Ready(Ok(msg)),
