@@ -47,6 +47,14 @@ impl LoadBalancer {
         None
     }
 
+    /// Routes `msg` to the next peer with room, or blocks (DEALER, PUSH: never discard).
+    pub fn route(&mut self, msg: crate::message::Msg, view: &dyn PeerView) -> super::Route {
+        match self.pick(view) {
+            Some(peer) => super::Route::To(peer, msg),
+            None => super::Route::Block(msg),
+        }
+    }
+
     /// Whether no peer is attached.
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()

@@ -27,10 +27,7 @@ impl Pattern for Push {
     }
 
     fn route(&mut self, msg: Msg, peers: &dyn PeerView) -> Route {
-        match self.lb.pick(peers) {
-            Some(peer) => Route::To(peer, msg),
-            None => Route::Block(msg),
-        }
+        self.lb.route(msg, peers)
     }
 
     /// A PUSH receives nothing; anything a peer sends is dropped.

@@ -128,11 +128,39 @@ impl Pattern for Pub {
     }
 }
 
-/// SUB: fair-queued receive of the messages matching its subscriptions.
+/// The application's own subscriptions on a SUB or XSUB (uncapped, counted): what to send upstream
+/// and to replay on every new connection.
 #[derive(Debug)]
+struct Held(Subscriptions);
+
+impl Default for Held {
+    fn default() -> Self {
+        Held(Subscriptions::new(SubscriptionLimits { max_topics: usize::MAX, max_bytes: usize::MAX }))
+    }
+}
+
+impl Held {
+    /// Applies one subscribe or cancel; whether it must be sent upstream (a topic's first
+    /// subscription or last cancel).
+    fn change(&mut self, topic: &Bytes, subscribe: bool) -> bool {
+        if subscribe {
+            self.0.subscribe(0, topic).is_ok_and(|c| c.topic_edge)
+        } else {
+            self.0.cancel(0, topic).is_some_and(|c| c.topic_edge)
+        }
+    }
+
+    /// Every topic held, once.
+    fn topics(&self) -> Vec<Bytes> {
+        self.0.topics().into_iter().map(|(t, _)| t).collect()
+    }
+}
+
+/// SUB: fair-queued receive of the messages matching its subscriptions.
+#[derive(Debug, Default)]
 pub struct Sub {
-    /// The application's subscriptions, as one pseudo-peer's counted topics.
-    filter: Subscriptions,
+    /// The application's subscriptions.
+    filter: Held,
     /// `ZMQ_INVERT_MATCHING`: deliver the messages that match no subscription.
     invert: bool,
 }
@@ -141,16 +169,6 @@ impl Sub {
     /// A SUB policy (`ZMQ_INVERT_MATCHING`).
     pub fn new(invert: bool) -> Self {
         Sub { invert, ..Sub::default() }
-    }
-}
-
-impl Default for Sub {
-    fn default() -> Self {
-        // The application's own subscriptions are not capped.
-        Sub {
-            filter: Subscriptions::new(SubscriptionLimits { max_topics: usize::MAX, max_bytes: usize::MAX }),
-            invert: false,
-        }
     }
 }
 
@@ -167,19 +185,15 @@ impl Pattern for Sub {
 
     fn accept(&mut self, _: PeerId, msg: Msg) -> Option<Msg> {
         let topic = msg.frames().first()?;
-        (self.filter.has_match(topic) != self.invert).then_some(msg)
+        (self.filter.0.has_match(topic) != self.invert).then_some(msg)
     }
 
     fn local_subscription(&mut self, topic: &Bytes, subscribe: bool) -> Result<bool, Error> {
-        Ok(if subscribe {
-            self.filter.subscribe(0, topic).map(|c| c.topic_edge).unwrap_or(false)
-        } else {
-            self.filter.cancel(0, topic).is_some_and(|c| c.topic_edge)
-        })
+        Ok(self.filter.change(topic, subscribe))
     }
 
     fn local_topics(&self) -> Vec<Bytes> {
-        self.filter.topics().into_iter().map(|(t, _)| t).collect()
+        self.filter.topics()
     }
 
     fn check_send(&self) -> Result<(), Error> {
@@ -303,20 +317,11 @@ impl Pattern for XPub {
 
 /// XSUB: receives every message from its publishers (no filter); the application subscribes by
 /// sending `0x01`+topic and cancels with `0x00`+topic, and other messages go to every publisher.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct XSub {
     /// The subscriptions held, to send again on every new connection.
-    held: Subscriptions,
+    held: Held,
     peers: Vec<PeerId>,
-}
-
-impl Default for XSub {
-    fn default() -> Self {
-        XSub {
-            held: Subscriptions::new(SubscriptionLimits { max_topics: usize::MAX, max_bytes: usize::MAX }),
-            peers: Vec::new(),
-        }
-    }
 }
 
 impl Pattern for XSub {
@@ -354,15 +359,11 @@ impl Pattern for XSub {
     }
 
     fn local_subscription(&mut self, topic: &Bytes, subscribe: bool) -> Result<bool, Error> {
-        Ok(if subscribe {
-            self.held.subscribe(0, topic).map(|c| c.topic_edge).unwrap_or(false)
-        } else {
-            self.held.cancel(0, topic).is_some_and(|c| c.topic_edge)
-        })
+        Ok(self.held.change(topic, subscribe))
     }
 
     fn local_topics(&self) -> Vec<Bytes> {
-        self.held.topics().into_iter().map(|(t, _)| t).collect()
+        self.held.topics()
     }
 
     fn check_send(&self) -> Result<(), Error> {

@@ -171,10 +171,7 @@ impl Pattern for Dealer {
     }
 
     fn route(&mut self, msg: Msg, peers: &dyn PeerView) -> Route {
-        match self.lb.pick(peers) {
-            Some(peer) => Route::To(peer, msg),
-            None => Route::Block(msg),
-        }
+        self.lb.route(msg, peers)
     }
 
     fn accept(&mut self, _: PeerId, msg: Msg) -> Option<Msg> {
