@@ -33,8 +33,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use zmtp::{Msg, Options, Socket, SocketType};
 
-/// Any error, for the examples.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{arg, BoxError, Rng};
 
 /// How big a run.
 #[derive(Debug, Clone)]
@@ -115,35 +117,6 @@ impl Report {
         };
         let clients = self.config.clients;
         format!("asyncsrv: {clients} clients, {requests} requests, {replies} replies, {outcome}")
-    }
-}
-
-/// A small pseudo-random generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    /// A generator with a fixed seed (the same numbers every run).
-    fn seeded(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// A generator seeded from the process's random hasher keys (different numbers every run).
-    fn random() -> Rng {
-        use std::hash::{BuildHasher, Hasher};
-        Rng::seeded(std::collections::hash_map::RandomState::new().build_hasher().finish())
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n.max(1)
-    }
-
-    fn delay(&mut self, max: Duration) -> Duration {
-        Duration::from_micros(self.below(max.as_micros() as u64 + 1))
     }
 }
 
@@ -274,14 +247,6 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
         worker_replies.push(handle.await??);
     }
     Ok(Report { config, clients: client_reports, worker_replies })
-}
-
-/// The `n`th command-line argument, parsed, or `default`.
-fn arg<T: std::str::FromStr>(n: usize, default: T) -> Result<T, BoxError> {
-    match std::env::args().nth(n) {
-        Some(s) => s.parse().map_err(|_| format!("cannot parse argument {n} ({s:?})").into()),
-        None => Ok(default),
-    }
 }
 
 #[allow(dead_code)] // unused when the file is included as a module by tests/guide.rs

@@ -34,8 +34,10 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use zmtp::{Msg, Options, Socket, SocketType};
 
-/// Any error, for the examples.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{arg, BoxError};
 
 /// How big a run.
 #[derive(Debug, Clone)]
@@ -206,14 +208,6 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
     frontend.close().await;
     backend.close().await;
     Ok(Report { config, replies, handled, routed_to })
-}
-
-/// The `n`th command-line argument, parsed, or `default`.
-fn arg<T: std::str::FromStr>(n: usize, default: T) -> Result<T, BoxError> {
-    match std::env::args().nth(n) {
-        Some(s) => s.parse().map_err(|_| format!("cannot parse argument {n} ({s:?})").into()),
-        None => Ok(default),
-    }
 }
 
 #[allow(dead_code)] // unused when the file is included as a module by tests/guide.rs

@@ -22,8 +22,11 @@ use std::time::Duration;
 
 use zmtp::{Error, Options, Socket, SocketType};
 
-/// Any error, for the examples.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+#[path = "common/mod.rs"]
+mod common;
+
+pub use common::BoxError;
+use common::Rng;
 
 /// What the server does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,27 +76,6 @@ impl Faults {
         } else {
             Fault::None
         }
-    }
-}
-
-/// A small pseudo-random generator (splitmix64).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator with a fixed seed.
-    pub fn seeded(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// A number below `n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n.max(1)
     }
 }
 

@@ -35,8 +35,10 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use zmtp::{Msg, Options, Socket, SocketType};
 
-/// Any error, for the examples.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{BoxError, Rng};
 
 /// How the brokers reach each other's state backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,26 +130,6 @@ impl Report {
     }
 }
 
-/// A small pseudo-random generator (splitmix64), seeded per broker.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: &str) -> Rng {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write(seed.as_bytes());
-        Rng(h.finish())
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n.max(1)
-    }
-}
-
 /// Where to bind `name`'s state backend.
 fn state_endpoint(transport: Transport, run: usize, name: &str) -> String {
     match transport {
@@ -167,7 +149,7 @@ async fn broker(
     satisfied: mpsc::UnboundedSender<String>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Heard, BoxError> {
-    let mut rng = Rng::new(&name);
+    let mut rng = Rng::keyed(name.as_bytes());
     let mut heard: Heard = peers.iter().map(|p| (p.clone(), Vec::new())).collect();
     let mut said = false;
     let mut heartbeat = tokio::time::interval(config.heartbeat);

@@ -24,8 +24,11 @@ use std::time::Duration;
 
 use zmtp::{Options, Socket, SocketType};
 
-/// Any error, for the examples.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+#[path = "common/mod.rs"]
+mod common;
+
+pub use common::BoxError;
+use common::Rng;
 
 /// One weather update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,20 +66,6 @@ pub fn topic(zipcode: u32) -> String {
     format!("{zipcode:05} ")
 }
 
-/// A small pseudo-random generator (splitmix64).
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n.max(1)
-    }
-}
-
 /// The server's stream of random updates: the same `seed` and `zipcodes` give the same stream.
 #[derive(Debug, Clone)]
 pub struct Weather {
@@ -88,7 +77,7 @@ impl Weather {
     /// The stream for `seed`, over `zipcodes` (which must not be empty).
     pub fn new(seed: u64, zipcodes: Range<u32>) -> Weather {
         assert!(!zipcodes.is_empty(), "no zipcodes to publish");
-        Weather { rng: Rng(seed), zipcodes }
+        Weather { rng: Rng::seeded(seed), zipcodes }
     }
 }
 

@@ -1,6 +1,10 @@
 //! The ZeroMQ Guide's advanced request-reply examples (`zmtp/examples/`), run as tests: each example
 //! file is included as a module and its `run` function checked.
 
+// Each example is a standalone program that includes `examples/common/mod.rs` itself; this test crate
+// includes several examples, hence several copies of that module.
+#![allow(clippy::duplicate_mod)]
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -2,6 +2,10 @@
 //! server and client (`wuserver`, `wuclient`), the weather proxy (`wuproxy`) and the brokers' state
 //! flow (`peering1`). Each example file is included as a module and its functions checked.
 
+// Each example is a standalone program that includes `examples/common/mod.rs` itself; this test crate
+// includes several examples, hence several copies of that module.
+#![allow(clippy::duplicate_mod)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
