@@ -106,6 +106,15 @@ impl Peer {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Peer::start(script, args, false).0
+    }
+
+    /// Starts `tests/peers/<script>.py`, with stdin piped (and returned) or closed.
+    fn start<I, S>(script: &str, args: I, piped_stdin: bool) -> (Peer, Option<std::process::ChildStdin>)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let path = repo_root().join("tests").join("peers").join(format!("{script}.py"));
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let name =
@@ -115,11 +124,12 @@ impl Peer {
             .arg(&path)
             .args(&args)
             .current_dir(repo_root())
-            .stdin(Stdio::null())
+            .stdin(if piped_stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start peer {name}: {e}"));
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stderr_pipe = child.stderr.take().expect("piped stderr");
         let (tx, lines) = mpsc::channel();
@@ -134,7 +144,7 @@ impl Peer {
                 }
             }
         });
-        Peer { name, child, lines, seen: Vec::new(), stdout_done: false, stderr }
+        (Peer { name, child, lines, seen: Vec::new(), stdout_done: false, stderr }, stdin)
     }
 
     /// Spawns the general-purpose peer `tests/peers/echo.py` with `args`.
@@ -1078,36 +1088,8 @@ impl Peer {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let path = repo_root().join("tests").join("peers").join(format!("{script}.py"));
-        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let name =
-            format!("{script}.py {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
-        let mut child = Command::new(python())
-            .arg("-u")
-            .arg(&path)
-            .args(&args)
-            .current_dir(repo_root())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start peer {name}: {e}"));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || read_lines(stdout, &tx));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stderr_pipe.read(&mut buf) {
-                if let Ok(mut s) = sink.lock() {
-                    s.extend_from_slice(&buf[..n]);
-                }
-            }
-        });
-        (Peer { name, child, lines, seen: Vec::new(), stdout_done: false, stderr }, stdin)
+        let (peer, stdin) = Peer::start(script, args, true);
+        (peer, stdin.expect("piped stdin"))
     }
 
     /// Kills the process now (SIGKILL) and reaps it. Dropping the peer does the same.
