@@ -37,46 +37,11 @@ import os
 import signal
 import sys
 import time
-import zlib
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-TYPES = [
-    "REQ",
-    "REP",
-    "DEALER",
-    "ROUTER",
-    "PUB",
-    "SUB",
-    "XPUB",
-    "XSUB",
-    "PUSH",
-    "PULL",
-    "PAIR",
-]
-SEND_ONLY = {"PUB", "PUSH"}
-
-EVENT_NAMES = {}
-for _name in dir(zmq):
-    if _name.startswith("EVENT_") and _name not in ("EVENT_ALL", "EVENT_ALL_V1", "EVENT_ALL_V2"):
-        _value = getattr(zmq, _name)
-        if isinstance(_value, int):
-            EVENT_NAMES.setdefault(int(_value), _name[len("EVENT_"):])
-
-
-def out(*parts):
-    print(" ".join(str(p) for p in parts), flush=True)
-
-
-def frame_repr(frame):
-    if len(frame) <= 64:
-        return f"{len(frame)}:{frame.hex()}"
-    return f"{len(frame)}:crc32={zlib.crc32(frame) & 0xFFFFFFFF:08x}"
-
-
-def parse_msg(text):
-    return [bytes.fromhex(part) for part in text.split(":")]
+from peerlib import EVENT_NAMES, SEND_ONLY, TYPES, frame_repr, out, parse_msg
 
 
 def main():

@@ -57,42 +57,13 @@ import os
 import signal
 import sys
 import time
-import zlib
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-TYPES = ["REQ", "REP", "DEALER", "ROUTER", "PUSH", "PULL", "PAIR", "PUB", "SUB", "XPUB", "XSUB"]
-SEND_ONLY = {"PUSH", "PUB"}
+from peerlib import EVENT_NAMES, SEND_ONLY, TYPES, frame_repr, out, parse_msg
+
 ECHOERS = {"REP", "ROUTER", "DEALER", "PAIR"}
-
-EVENT_NAMES = {}
-for _name in dir(zmq):
-    if _name.startswith("EVENT_") and _name not in ("EVENT_ALL", "EVENT_ALL_V1", "EVENT_ALL_V2"):
-        _value = getattr(zmq, _name)
-        if isinstance(_value, int):
-            EVENT_NAMES.setdefault(int(_value), _name[len("EVENT_"):])
-
-
-def out(*parts):
-    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
-    sys.stdout.flush()
-
-
-def frame_repr(frame):
-    if len(frame) <= 64:
-        return f"{len(frame)}:{frame.hex()}"
-    return f"{len(frame)}:crc32={zlib.crc32(frame) & 0xFFFFFFFF:08x}"
-
-
-def parse_msg(text):
-    frames = []
-    for part in text.split(":"):
-        if part.startswith("r"):
-            frames.append(os.urandom(int(part[1:])))
-        else:
-            frames.append(bytes.fromhex(part))
-    return frames
 
 
 def errno_name(e):

@@ -1,0 +1,45 @@
+"""What the pyzmq peer scripts (echo.py, sock_peer.py) share: the socket type names, monitor event
+names, the stdout line format and the frame notation of tests/src/lib.rs.
+
+A frame is printed as ``<len>:<hex>`` when it is at most 64 bytes long and as
+``<len>:crc32=<8 hex digits>`` (zlib's CRC-32) when longer. A message spec is frame specs separated
+by ``:``, each hex or ``r<N>`` (N random bytes).
+"""
+
+import os
+import sys
+import zlib
+
+import zmq
+
+TYPES = ["REQ", "REP", "DEALER", "ROUTER", "PUB", "SUB", "XPUB", "XSUB", "PUSH", "PULL", "PAIR"]
+SEND_ONLY = {"PUB", "PUSH"}
+
+EVENT_NAMES = {}
+for _name in dir(zmq):
+    if _name.startswith("EVENT_") and _name not in ("EVENT_ALL", "EVENT_ALL_V1", "EVENT_ALL_V2"):
+        _value = getattr(zmq, _name)
+        if isinstance(_value, int):
+            EVENT_NAMES.setdefault(int(_value), _name[len("EVENT_"):])
+
+
+def out(*parts):
+    """One stdout line, flushed at once."""
+    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
+    sys.stdout.flush()
+
+
+def frame_repr(frame):
+    if len(frame) <= 64:
+        return f"{len(frame)}:{frame.hex()}"
+    return f"{len(frame)}:crc32={zlib.crc32(frame) & 0xFFFFFFFF:08x}"
+
+
+def parse_msg(text):
+    frames = []
+    for part in text.split(":"):
+        if part.startswith("r"):
+            frames.append(os.urandom(int(part[1:])))
+        else:
+            frames.append(bytes.fromhex(part))
+    return frames
