@@ -102,6 +102,26 @@ struct Peer {
     commands: VecDeque<(bool, Bytes)>,
 }
 
+impl Peer {
+    /// Whether a message may be queued to this peer now.
+    fn has_room(&self, send_limit: usize, bytes_limit: usize) -> bool {
+        self.attached && !self.gone && self.out.len() < send_limit && self.out_bytes < bytes_limit
+    }
+
+    /// Queues `msg` for the driver (replacing what is queued under `conflate`) and wakes it.
+    fn queue_out(&mut self, msg: Msg, conflate: bool) {
+        if conflate {
+            self.out.clear();
+            self.out_bytes = 0;
+        }
+        self.out_bytes += cost(&msg);
+        self.out.push_back(msg);
+        if let Some(w) = self.driver.take() {
+            w.wake();
+        }
+    }
+}
+
 /// The socket state behind the mutex.
 #[derive(Debug)]
 struct Core {
@@ -131,9 +151,7 @@ struct View<'a> {
 
 impl PeerView for View<'_> {
     fn has_room(&self, peer: PeerId) -> bool {
-        self.peers.get(&peer).is_some_and(|p| {
-            p.attached && !p.gone && p.out.len() < self.send_limit && p.out_bytes < self.bytes_limit
-        })
+        self.peers.get(&peer).is_some_and(|p| p.has_room(self.send_limit, self.bytes_limit))
     }
 }
 
@@ -241,15 +259,7 @@ impl Shared {
         match core.pattern.route(msg, &view) {
             Route::To(id, msg) => {
                 if let Some(peer) = core.peers.get_mut(&id) {
-                    if self.options.conflate {
-                        peer.out.clear();
-                        peer.out_bytes = 0;
-                    }
-                    peer.out_bytes += cost(&msg);
-                    peer.out.push_back(msg);
-                    if let Some(w) = peer.driver.take() {
-                        w.wake();
-                    }
+                    peer.queue_out(msg, self.options.conflate);
                 }
                 SendOutcome::Done
             }
@@ -263,22 +273,13 @@ impl Shared {
                     }
                     return SendOutcome::Blocked(msg);
                 }
-                let targets = ids.len();
-                let ready: Vec<PeerId> = ids.into_iter().filter(|&id| view.has_room(id)).collect();
-                // RFC 29: dropped for the subscribers whose queue is full; counted.
-                core.dropped += (targets - ready.len()) as u64;
-                let c = cost(&msg);
-                for id in ready {
-                    if let Some(peer) = core.peers.get_mut(&id) {
-                        if self.options.conflate {
-                            peer.out.clear();
-                            peer.out_bytes = 0;
+                for id in ids {
+                    match core.peers.get_mut(&id) {
+                        Some(peer) if peer.has_room(core.send_limit, core.bytes_limit) => {
+                            peer.queue_out(msg.clone(), self.options.conflate);
                         }
-                        peer.out_bytes += c;
-                        peer.out.push_back(msg.clone());
-                        if let Some(w) = peer.driver.take() {
-                            w.wake();
-                        }
+                        // RFC 29: dropped for a subscriber whose queue is full; counted.
+                        _ => core.dropped += 1,
                     }
                 }
                 SendOutcome::Done
@@ -449,8 +450,7 @@ impl Shared {
                     p.attached = true;
                     p.commands.extend(topics.into_iter().map(|t| (true, t)));
                     if let Some(w) = welcome {
-                        p.out_bytes += cost(&w);
-                        p.out.push_back(w);
+                        p.queue_out(w, false);
                     }
                 }
                 if let Attach::Replaced(old) = result {
