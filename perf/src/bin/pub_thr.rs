@@ -6,8 +6,8 @@
 //! fast as it can, then an end marker (first byte `E`) every 5 ms for 0.5 s so subscribers can
 //! stop early; prints one `RESULT` line with the send rate, closes (linger 2 s) and exits 0
 //! (bench/README.md; as bench/libzmq/pub_thr.c). A PUB drops what a subscriber has no room for,
-//! so sends do not block (the loop yields to the runtime every [`YIELD_EVERY`] sends); exit 2 if
-//! one fails or stalls for 30 s.
+//! so sends do not block (each `send` takes from tokio's cooperative budget, so the connection task
+//! still runs); exit 2 if one fails or stalls for 30 s.
 //!
 //! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
 
@@ -16,14 +16,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zmtp::{Msg, Options, SocketType};
 use zmtp_perf::{Flavor, Watchdog};
-
-/// Sends between yields to the runtime. A PUB's `send` never waits (it drops what has no room),
-/// so it never returns `Pending` and, unlike tokio's own resources, spends no coop budget: a loop
-/// of sends alone would starve the connection driver (on the current-thread runtime outright; on
-/// the multi-thread one too, the woken driver sitting in this worker's LIFO slot), and everything
-/// past the first 1000 messages (the HWM) would be dropped. 128 is tokio's coop budget, so this is
-/// what a tokio resource would do by itself. (libzmq's publisher has its I/O thread beside it.)
-const YIELD_EVERY: u64 = 128;
 
 const USAGE: &str = "pub_thr <connect-endpoint> <msg-size> <msg-count> [warmup-ms]";
 
@@ -61,9 +53,6 @@ async fn run(endpoint: String, size: usize, count: usize, warmup: Duration) -> i
             return 2;
         }
         wd.progress(i + 1);
-        if (i + 1) % YIELD_EVERY == 0 {
-            tokio::task::yield_now().await;
-        }
     }
     let elapsed = start.elapsed();
     wd.stop();
