@@ -112,14 +112,13 @@ async fn slowloris_greeting_is_closed_at_the_handshake_timeout() {
     .unwrap();
     assert!(took >= Duration::from_millis(400), "closed too early: {took:?}");
     assert!(took < Duration::from_millis(2500), "closed too late: {took:?}");
-    let mut saw_failure = false;
-    while let Some(ev) = monitor.try_recv() {
-        if let SocketEventKind::HandshakeFailed(reason) = ev.kind {
-            assert!(reason.contains("handshake"), "{reason}");
-            saw_failure = true;
-        }
-    }
-    assert!(saw_failure, "the monitor reports the handshake failure");
+    let reason = wait_for_event(&mut monitor, |kind| match kind {
+        SocketEventKind::HandshakeFailed(r) => Some(r),
+        _ => None,
+    })
+    .await
+    .expect("the monitor reports the handshake failure");
+    assert!(reason.contains("handshake"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,13 +232,13 @@ async fn silent_peer_is_closed_by_heartbeat_timeout() {
     .await
     .unwrap();
     assert!(took >= Duration::from_millis(300), "{took:?}");
-    let mut reason = None;
-    while let Some(ev) = monitor.try_recv() {
-        if let SocketEventKind::Disconnected(r) = ev.kind {
-            reason = Some(r);
-        }
-    }
-    let reason = reason.expect("a Disconnected event");
+    // The event may be published just after the peer sees its connection close: wait for it.
+    let reason = wait_for_event(&mut monitor, |kind| match kind {
+        SocketEventKind::Disconnected(r) => Some(r),
+        _ => None,
+    })
+    .await
+.expect("a Disconnected event");
     assert!(reason.contains("PING"), "{reason}");
 }
 
@@ -375,4 +374,23 @@ async fn stalled_subscriber_does_not_slow_the_others() {
     assert!(longest_send < Duration::from_millis(200), "the publisher never blocks: {longest_send:?}");
     // The stalled peer holds at most SNDHWM (1000) x 1 KiB in its queue plus socket buffers.
     assert!(growth < 64 * 1024, "RSS grew {growth} KiB");
+}
+
+/// The first monitor event `pick` accepts, waiting up to 5 s: a connection's events may be
+/// published just after the peer has seen the connection close.
+async fn wait_for_event<T>(
+    monitor: &mut zmtp::Monitor,
+    mut pick: impl FnMut(SocketEventKind) -> Option<T>,
+) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(ev) = monitor.recv().await {
+            if let Some(found) = pick(ev.kind) {
+                return Some(found);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
 }
