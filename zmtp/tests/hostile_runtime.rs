@@ -238,7 +238,7 @@ async fn silent_peer_is_closed_by_heartbeat_timeout() {
         _ => None,
     })
     .await
-.expect("a Disconnected event");
+    .expect("a Disconnected event");
     assert!(reason.contains("PING"), "{reason}");
 }
 
