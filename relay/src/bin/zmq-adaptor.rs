@@ -1,0 +1,2 @@
+//! The `zmq-adaptor` binary.
+fn main() {}
