@@ -1,2 +1,386 @@
 //! The relay: the one bind point between clients asking for historical market data, the ingestors that
-//! fetch it, and the live market-data source. See `docs/relay-protocol.md` for the wire contract.
+//! fetch it, and the live market-data source. `docs/relay-protocol.md` is the wire contract.
+//!
+//! [`Relay::bind`] validates nothing (that is [`Config`]'s job) but binds every port, so a port in use is
+//! reported before anything runs; [`Relay::run`] then serves until the shutdown future completes:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), relay::RunError> {
+//! let config = relay::Config::default();
+//! let relay = relay::Relay::bind(&config).await?;
+//! let stats = relay.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! println!("{stats:?}");
+//! # Ok(()) }
+//! ```
+//!
+//! Requests run on one task that owns the [`PendingTable`]; the market-data proxy and the monitors that
+//! log peers' protocol errors run on their own tasks.
+
+pub mod config;
+pub mod logging;
+pub mod market;
+pub mod requests;
+
+use std::future::{poll_fn, Future};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use zmtp::{Error, Msg, Options, SendError, Socket, SocketEventKind, SocketType};
+
+pub use config::{Config, ConfigError, ConfigSource, LogFormat};
+use logging::{DropKind, Drops, Id, RateLimit};
+pub use requests::PendingTable;
+use requests::{parse_request, parse_response, reply, Request, Status, TYPE_WORK};
+
+/// How long sockets may flush at shutdown.
+pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
+/// Largest client request message (all frames), in bytes.
+pub const MAX_CLIENT_MESSAGE: u64 = 1 << 20;
+/// Most frames in a client request message, envelope included.
+pub const MAX_CLIENT_FRAMES: u32 = 64;
+/// Messages handled per wake-up of one socket before the others get a turn.
+const BATCH: usize = 256;
+
+/// The relay could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// A port could not be bound.
+    Bind {
+        /// The configuration key of the port.
+        key: &'static str,
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        error: Error,
+    },
+    /// A socket could not be created.
+    Socket(Error),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Bind { key, endpoint, error } => write!(f, "cannot bind `{key}` ({endpoint}): {error}"),
+            RunError::Socket(e) => write!(f, "cannot create a socket: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// What the relay did, returned when it stops (and logged).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests forwarded to ingestors.
+    pub forwarded: u64,
+    /// Ingestor responses delivered to clients (`OK` or `ERROR`).
+    pub answered: u64,
+    /// Requests answered `TIMEOUT`.
+    pub timed_out: u64,
+    /// Requests refused: `BAD_REQUEST`, `DUPLICATE`, `OVERLOADED`, `UNAVAILABLE` (shutdown included).
+    pub refused: u64,
+    /// Messages dropped, all kinds.
+    pub dropped: u64,
+}
+
+/// The relay's sockets, bound and ready to run.
+pub struct Relay {
+    config: Config,
+    clients: Socket,
+    work: Socket,
+    responses: Socket,
+    market: market::MarketData,
+}
+
+impl Relay {
+    /// Creates and binds every socket (and starts connecting upstream). A port that cannot be bound
+    /// is an error naming its key; what was bound is released.
+    pub async fn bind(config: &Config) -> Result<Relay, RunError> {
+        let base = base_options(config);
+        let clients = Socket::with_options(
+            SocketType::Router,
+            Options {
+                router_mandatory: true,
+                max_msg_size: Some(MAX_CLIENT_MESSAGE),
+                max_frames_per_message: MAX_CLIENT_FRAMES,
+                ..base.clone()
+            },
+        )
+        .map_err(RunError::Socket)?;
+        let work = Socket::with_options(SocketType::XPub, base.clone()).map_err(RunError::Socket)?;
+        let responses = Socket::with_options(
+            SocketType::Router,
+            Options { max_msg_size: Some(config.max_message_bytes), ..base.clone() },
+        )
+        .map_err(RunError::Socket)?;
+        let out = [
+            (&clients, "client_request_port", config.client_request_port, "clients"),
+            (&work, "ingestor_work_port", config.ingestor_work_port, "ingestor work"),
+            (&responses, "ingestor_response_port", config.ingestor_response_port, "ingestor responses"),
+        ];
+        for (socket, key, port, role) in out {
+            let endpoint = config.bind_endpoint(port);
+            let bound =
+                socket.bind(&endpoint).await.map_err(|error| RunError::Bind { key, endpoint, error })?;
+            tracing::info!(role, endpoint = %bound, "listening");
+            watch_peers(socket, role);
+        }
+        let market = market::MarketData::bind(config, &base).await?;
+        Ok(Relay { config: config.clone(), clients, work, responses, market })
+    }
+
+    /// Serves requests and market data until `shutdown` completes, then answers every pending request
+    /// `UNAVAILABLE`, flushes for at most [`SHUTDOWN_LINGER`] and closes every socket.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stats {
+        let Relay { config, clients, work, responses, market } = self;
+        let market_task = market.start();
+        let mut server = Server {
+            config,
+            clients: clients.clone(),
+            work: work.clone(),
+            pending: PendingTable::new(),
+            drops: Drops::default(),
+            stats: Stats::default(),
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                msg = responses.recv() => match msg {
+                    Ok(msg) => {
+                        server.handle_response(msg);
+                        for _ in 1..BATCH {
+                            let Ok(msg) = responses.try_recv() else { break };
+                            server.handle_response(msg);
+                        }
+                    }
+                    Err(e) => { tracing::error!("response socket failed: {e}"); break }
+                },
+                msg = clients.recv() => match msg {
+                    Ok(msg) => {
+                        server.handle_request(msg);
+                        for _ in 1..BATCH {
+                            let Ok(msg) = clients.try_recv() else { break };
+                            server.handle_request(msg);
+                        }
+                    }
+                    Err(e) => { tracing::error!("client socket failed: {e}"); break }
+                },
+                (id, envelope) = poll_fn(|cx| server.pending.poll_expired(cx)) => {
+                    server.time_out(id, envelope);
+                    for _ in 1..BATCH {
+                        let waker = futures::task::noop_waker();
+                        let Poll::Ready((id, envelope)) =
+                            server.pending.poll_expired(&mut std::task::Context::from_waker(&waker))
+                        else { break };
+                        server.time_out(id, envelope);
+                    }
+                },
+                msg = work.recv() => match msg {
+                    Ok(msg) => log_work_subscription(&msg),
+                    Err(e) => { tracing::error!("work socket failed: {e}"); break }
+                },
+            }
+        }
+        tracing::info!(pending = server.pending.len(), "shutting down");
+        let pending: Vec<_> = server.pending.drain().collect();
+        for (id, envelope) in pending {
+            server.refuse(envelope, id, "UNAVAILABLE", "relay shutting down".into());
+        }
+        server.drops.flush();
+        let close_all = async {
+            tokio::join!(clients.close(), work.close(), responses.close(), market.close(market_task));
+        };
+        if tokio::time::timeout(SHUTDOWN_LINGER + Duration::from_secs(1), close_all).await.is_err() {
+            tracing::warn!("sockets still flushing after the linger: closing anyway");
+        }
+        let stats = server.stats;
+        tracing::info!(
+            forwarded = stats.forwarded,
+            answered = stats.answered,
+            timed_out = stats.timed_out,
+            refused = stats.refused,
+            dropped = stats.dropped,
+            "stopped"
+        );
+        stats
+    }
+}
+
+/// Options every relay socket shares.
+fn base_options(config: &Config) -> Options {
+    Options {
+        send_hwm: config.high_water_mark,
+        recv_hwm: config.high_water_mark,
+        linger: Some(SHUTDOWN_LINGER),
+        handshake_interval: Some(config.handshake_timeout),
+        heartbeat_interval: config.heartbeat_interval,
+        heartbeat_timeout: config.heartbeat_interval.map(|_| config.heartbeat_timeout),
+        ipv6: config.bind_address.contains('['),
+        ..Options::default()
+    }
+}
+
+/// The request loop's state.
+struct Server {
+    config: Config,
+    clients: Socket,
+    work: Socket,
+    pending: PendingTable,
+    drops: Drops,
+    stats: Stats,
+}
+
+impl Server {
+    fn handle_request(&mut self, msg: Msg) {
+        let mut frames = msg.into_frames();
+        match parse_request(&frames) {
+            Request::NoDelimiter => self.drop_message(DropKind::NoDelimiter, peer_of(&frames)),
+            Request::EnvelopeTooDeep => self.drop_message(DropKind::EnvelopeTooDeep, peer_of(&frames)),
+            Request::Bad { envelope, request_id, reason } => {
+                frames.truncate(envelope);
+                self.refuse(frames, request_id, "BAD_REQUEST", reason);
+            }
+            Request::Good { envelope, request_id, prefix, ticker, params } => {
+                frames.truncate(envelope);
+                if self.pending.contains(&request_id) {
+                    self.refuse(frames, request_id, "DUPLICATE", "request_id already pending".into());
+                } else if self.pending.len() >= self.config.max_pending_requests {
+                    self.refuse(frames, request_id, "OVERLOADED", "too many pending requests".into());
+                } else if self.work.has_subscriber(&prefix) != Some(true) {
+                    let reason = format!("no ingestor serves {}", String::from_utf8_lossy(&prefix));
+                    self.refuse(frames, request_id, "UNAVAILABLE", reason);
+                } else {
+                    let work = vec![
+                        prefix.clone(),
+                        Bytes::from_static(&[TYPE_WORK]),
+                        request_id.clone(),
+                        ticker,
+                        params,
+                    ];
+                    // PUB semantics: an ingestor whose queue is full misses this one (B-9); the request
+                    // then times out unless another ingestor answers.
+                    if let Err(SendError { error, .. }) = self.work.try_send(work) {
+                        tracing::warn!(request_id = %Id(&request_id), "work message not sent: {error}");
+                    }
+                    tracing::info!(prefix = %String::from_utf8_lossy(&prefix), request_id = %Id(&request_id), "request forwarded");
+                    self.pending.insert(request_id, frames, self.config.request_timeout);
+                    self.stats.forwarded += 1;
+                }
+            }
+        }
+    }
+
+    fn handle_response(&mut self, msg: Msg) {
+        let frames = msg.into_frames();
+        let Some((request_id, status)) = parse_response(&frames) else {
+            let last = frames.get(2).map(|id| Id(id).to_string()).unwrap_or_default();
+            return self.drop_message(DropKind::MalformedResponse, last);
+        };
+        let Some(envelope) = self.pending.take(request_id) else {
+            return self.drop_message(DropKind::ResponseNotPending, Id(request_id));
+        };
+        let status = match status {
+            Status::Ok => "OK",
+            Status::Error => "ERROR",
+        };
+        tracing::info!(request_id = %Id(request_id), status, "response received");
+        self.stats.answered += 1;
+        self.send_reply(reply(envelope, request_id.clone(), status, &frames[4..]));
+    }
+
+    fn time_out(&mut self, request_id: Bytes, envelope: Vec<Bytes>) {
+        tracing::warn!(request_id = %Id(&request_id), "request timed out");
+        self.stats.timed_out += 1;
+        let reason = format!("no response within {:?}", self.config.request_timeout);
+        self.send_reply(reply(envelope, request_id, "TIMEOUT", &[Bytes::from(reason)]));
+    }
+
+    fn refuse(&mut self, envelope: Vec<Bytes>, request_id: Bytes, status: &'static str, reason: String) {
+        tracing::info!(request_id = %Id(&request_id), status, reason, "request refused");
+        self.stats.refused += 1;
+        self.send_reply(reply(envelope, request_id, status, &[Bytes::from(reason)]));
+    }
+
+    /// Sends a reply without ever waiting: a full or departed client loses it (counted).
+    fn send_reply(&mut self, frames: Vec<Bytes>) {
+        // Frame layout from `reply`: envelope…, "", 0x08, request_id, status, …
+        let at = frames.iter().position(|f| f.is_empty()).unwrap_or(0);
+        let request_id = frames.get(at + 2).cloned().unwrap_or_default();
+        let status = frames.get(at + 3).cloned().unwrap_or_default();
+        match self.clients.try_send(frames) {
+            Ok(()) => {
+                tracing::info!(request_id = %Id(&request_id), status = %String::from_utf8_lossy(&status), "response sent")
+            }
+            Err(SendError { error: Error::HostUnreachable(_), .. }) => {
+                self.drop_message(DropKind::ClientGone, Id(&request_id))
+            }
+            Err(SendError { error: Error::WouldBlock, .. }) => {
+                self.drop_message(DropKind::ClientQueueFull, Id(&request_id))
+            }
+            Err(SendError { error, .. }) => {
+                tracing::warn!(request_id = %Id(&request_id), "reply not sent: {error}")
+            }
+        }
+    }
+
+    fn drop_message(&mut self, kind: DropKind, detail: impl std::fmt::Display) {
+        self.stats.dropped += 1;
+        self.drops.count(kind, detail);
+    }
+}
+
+/// The routing id of the peer a client message came from, for log lines.
+fn peer_of(frames: &[Bytes]) -> String {
+    frames.first().map(|id| format!("peer {}", Id(id))).unwrap_or_default()
+}
+
+/// Logs an ingestor's (un)subscription read from the work XPUB (first subscription and last
+/// cancellation of each prefix).
+fn log_work_subscription(msg: &Msg) {
+    let Some(frame) = msg.frames().first() else { return };
+    let prefix = String::from_utf8_lossy(frame.get(1..).unwrap_or_default());
+    match frame.first() {
+        Some(1) => tracing::info!(prefix = %prefix, "ingestor subscribed"),
+        Some(0) => tracing::info!(prefix = %prefix, "ingestor unsubscribed"),
+        _ => {}
+    }
+}
+
+/// Whether a connection's end reason is an ordinary close rather than a fault worth a warning.
+fn is_ordinary_close(reason: &str) -> bool {
+    reason == "peer closed the connection" || reason == "closed locally"
+}
+
+/// Logs, at `warn` and rate-limited, the peers of `socket` that lose their connection to a protocol
+/// error, a failed handshake or a heartbeat timeout. Ends when the socket closes.
+pub(crate) fn watch_peers(socket: &Socket, role: &'static str) {
+    let mut monitor = socket.monitor();
+    tokio::spawn(async move {
+        let mut limit = RateLimit::new(20);
+        let mut last_handshake_failure = None;
+        while let Some(event) = monitor.recv().await {
+            let reason = match event.kind {
+                SocketEventKind::HandshakeFailed(reason) => {
+                    last_handshake_failure = Some(reason.clone());
+                    reason
+                }
+                SocketEventKind::Disconnected(reason) => {
+                    if last_handshake_failure.take().as_ref() == Some(&reason) {
+                        continue; // Already logged as the handshake failure.
+                    }
+                    reason
+                }
+                SocketEventKind::MonitorStopped => break,
+                _ => continue,
+            };
+            if is_ordinary_close(&reason) {
+                tracing::debug!(role, reason, "peer disconnected");
+            } else if let Some(suppressed) = limit.allow() {
+                tracing::warn!(role, reason, suppressed, "peer disconnected");
+            }
+        }
+    });
+}

@@ -1,2 +1,106 @@
-//! The `relay` binary.
-fn main() {}
+//! The `relay` binary: reads the configuration named by `CONFIG_PATH` (default
+//! `/config/config.toml`; no file means the defaults), binds every port and serves until SIGTERM or
+//! SIGINT. See `docs/relay-protocol.md`.
+//!
+//! Exit status: 0 after a clean shutdown, 2 for a bad configuration or argument (nothing bound), 1 when a
+//! port cannot be bound.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use relay::{Config, ConfigSource, Relay};
+
+const DEFAULT_CONFIG_PATH: &str = "/config/config.toml";
+
+const HELP: &str = "\
+relay: the market-data request/response relay and fan-out (docs/relay-protocol.md)
+
+Usage: relay [--help | --version]
+
+Configuration comes from the TOML file named by CONFIG_PATH (default /config/config.toml); with no file
+there, the built-in defaults run: clients on tcp://*:5559, ingestor work on 5555, ingestor responses on
+5556, market data out on 5558, market data in from tcp://flink-jobmanager:5557.
+RUST_LOG sets the log filter (default relay=info); logs go to stderr, as text or JSON (log_format).
+
+Exit status: 0 after SIGTERM/SIGINT, 2 for a bad configuration (nothing bound), 1 if a port is in use.
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--help" | "-h") => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            Some("--version" | "-V") => {
+                println!("relay {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("relay: unexpected argument {arg:?} (the configuration comes from CONFIG_PATH; see --help)");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let path = std::env::var_os("CONFIG_PATH")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), PathBuf::from);
+    let (config, source) = match Config::load(&path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("relay: invalid configuration in {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    relay::logging::init(config.log_format);
+    if source == ConfigSource::Defaults {
+        tracing::warn!(path = %path.display(), "no config file, running on defaults");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("relay: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let relay = match Relay::bind(&config).await {
+            Ok(relay) => relay,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("relay: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        relay.run(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes at the first SIGTERM or SIGINT; a second one exits the process at once (status 0).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!("cannot listen for signals: {e}; stop the relay with SIGKILL");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::warn!("second signal: exiting now"),
+            _ = int.recv() => tracing::warn!("second signal: exiting now"),
+            // The shutdown is bounded well below this; the watchdog keeps the promise of the contract.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(4500)) => {
+                tracing::warn!("shutdown took too long: exiting now")
+            }
+        }
+        std::process::exit(0);
+    });
+}

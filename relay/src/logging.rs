@@ -1,0 +1,199 @@
+//! Logging: the `tracing` subscriber (text or JSON on stderr, `RUST_LOG`), how request ids are shown,
+//! and rate-limited counters for drops.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// The filter when `RUST_LOG` is unset.
+pub const DEFAULT_FILTER: &str = "relay=info";
+
+/// Installs the global subscriber: `RUST_LOG` (default [`DEFAULT_FILTER`]), lines on stderr. An invalid
+/// `RUST_LOG` is reported and the default is used.
+pub fn init(format: LogFormat) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!("relay: ignoring RUST_LOG={spec:?} ({e}); using {DEFAULT_FILTER}");
+            EnvFilter::new(DEFAULT_FILTER)
+        }),
+        _ => EnvFilter::new(DEFAULT_FILTER),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(e) = installed {
+        eprintln!("relay: logging already initialised: {e}");
+    }
+}
+
+/// Shows a request id as text when it is printable ASCII, otherwise as hex (`0x…`).
+#[derive(Clone, Copy)]
+pub struct Id<'a>(pub &'a [u8]);
+
+impl fmt::Display for Id<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.is_empty() && self.0.iter().all(|b| (0x20..0x7f).contains(b)) {
+            // Printable ASCII is valid UTF-8.
+            f.write_str(std::str::from_utf8(self.0).map_err(|_| fmt::Error)?)
+        } else {
+            f.write_str("0x")?;
+            self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        }
+    }
+}
+
+impl fmt::Debug for Id<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why a message was dropped: each kind is counted and logged at `warn` at most once a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropKind {
+    /// A client message without the empty delimiter frame.
+    NoDelimiter,
+    /// A client message with more frames before the delimiter than allowed.
+    EnvelopeTooDeep,
+    /// An ingestor response for a request that is not pending.
+    ResponseNotPending,
+    /// An ingestor response that breaks the contract.
+    MalformedResponse,
+    /// A reply to a client that has disconnected.
+    ClientGone,
+    /// A reply to a client whose queue is full.
+    ClientQueueFull,
+}
+
+impl DropKind {
+    /// The name used in log lines (`kind=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropKind::NoDelimiter => "no delimiter",
+            DropKind::EnvelopeTooDeep => "envelope too deep",
+            DropKind::ResponseNotPending => "response not pending",
+            DropKind::MalformedResponse => "malformed response",
+            DropKind::ClientGone => "client gone",
+            DropKind::ClientQueueFull => "client queue full",
+        }
+    }
+}
+
+/// Drop counters, logged at `warn` at most once per second per kind with the count since the last line.
+#[derive(Debug, Default)]
+pub struct Drops {
+    kinds: HashMap<DropKind, DropCount>,
+}
+
+#[derive(Debug, Default)]
+struct DropCount {
+    total: u64,
+    unlogged: u64,
+    last_logged: Option<Instant>,
+}
+
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Drops {
+    /// Counts one drop of `kind`; `detail` (e.g. the request id) is logged with it when a line is due.
+    pub fn count(&mut self, kind: DropKind, detail: impl fmt::Display) {
+        let now = Instant::now();
+        let c = self.kinds.entry(kind).or_default();
+        c.total += 1;
+        c.unlogged += 1;
+        if c.last_logged.is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL) {
+            tracing::warn!(kind = kind.as_str(), count = c.unlogged, total = c.total, last = %detail, "dropped");
+            c.unlogged = 0;
+            c.last_logged = Some(now);
+        }
+    }
+
+    /// Logs the drops not yet logged (at shutdown).
+    pub fn flush(&mut self) {
+        for (kind, c) in &mut self.kinds {
+            if c.unlogged > 0 {
+                tracing::warn!(kind = kind.as_str(), count = c.unlogged, total = c.total, "dropped");
+                c.unlogged = 0;
+            }
+        }
+    }
+
+    /// Total drops of `kind` so far.
+    pub fn total(&self, kind: DropKind) -> u64 {
+        self.kinds.get(&kind).map_or(0, |c| c.total)
+    }
+}
+
+/// Lets through at most `per_second` events a second and counts the rest, for log lines a peer can
+/// trigger at will.
+#[derive(Debug)]
+pub struct RateLimit {
+    per_second: u32,
+    window_start: Option<Instant>,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    /// A limiter letting `per_second` events through per second.
+    pub fn new(per_second: u32) -> RateLimit {
+        RateLimit { per_second, window_start: None, in_window: 0, suppressed: 0 }
+    }
+
+    /// `Some(suppressed since the last allowed event)` if this event may be logged, `None` if not.
+    pub fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self.window_start.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+        if self.in_window < self.per_second {
+            self.in_window += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ids_show_as_text_or_hex() {
+        assert_eq!(Id(b"abc-1").to_string(), "abc-1");
+        assert_eq!(Id(b"a\nb").to_string(), "0x610a62");
+        assert_eq!(Id(b"").to_string(), "0x");
+        assert_eq!(Id(&[0xff]).to_string(), "0xff");
+    }
+
+    #[test]
+    fn rate_limit_counts_what_it_suppresses() {
+        let mut limit = RateLimit::new(2);
+        assert_eq!(limit.allow(), Some(0));
+        assert_eq!(limit.allow(), Some(0));
+        assert_eq!(limit.allow(), None);
+        assert_eq!(limit.allow(), None);
+        assert_eq!(limit.suppressed, 2);
+    }
+
+    #[test]
+    fn drops_are_counted_per_kind() {
+        let mut drops = Drops::default();
+        drops.count(DropKind::ClientGone, "a");
+        drops.count(DropKind::ClientGone, "b");
+        assert_eq!(drops.total(DropKind::ClientGone), 2);
+        assert_eq!(drops.total(DropKind::NoDelimiter), 0);
+    }
+}

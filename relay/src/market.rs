@@ -1,0 +1,104 @@
+//! Market-data fan-out (`docs/relay-protocol.md` §2): an XSUB connected to (or bound on) the upstream
+//! source, proxied to an XPUB bound for subscribers. Subscriptions flow upstream and are re-sent by the
+//! XSUB whenever the upstream connection is (re)established; reconnection backs off from 100 ms to 5 s.
+
+use std::time::Duration;
+
+use zmtp::{Options, Socket, SocketEventKind, SocketType};
+
+use crate::config::Config;
+use crate::logging::RateLimit;
+use crate::RunError;
+
+/// First reconnection interval to the upstream source.
+pub const RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// Longest reconnection interval to the upstream source.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// The market-data sockets.
+pub struct MarketData {
+    upstream: Socket,
+    subscribers: Socket,
+}
+
+impl MarketData {
+    /// Binds the subscribers' XPUB, then binds or connects the upstream XSUB.
+    pub async fn bind(config: &Config, base: &Options) -> Result<MarketData, RunError> {
+        let subscribers = Socket::with_options(SocketType::XPub, base.clone()).map_err(RunError::Socket)?;
+        let key = "market_data_pub_port";
+        let endpoint = config.bind_endpoint(config.market_data_pub_port);
+        let bound =
+            subscribers.bind(&endpoint).await.map_err(|error| RunError::Bind { key, endpoint, error })?;
+        tracing::info!(role = "market data out", endpoint = %bound, "listening");
+        crate::watch_peers(&subscribers, "market data out");
+
+        let upstream_options = Options {
+            max_msg_size: Some(config.max_message_bytes),
+            reconnect_interval: Some(RECONNECT_MIN),
+            reconnect_interval_max: Some(RECONNECT_MAX),
+            ipv6: config.flink_market_data_endpoint.contains('['),
+            ..base.clone()
+        };
+        let upstream = Socket::with_options(SocketType::XSub, upstream_options).map_err(RunError::Socket)?;
+        let endpoint = config.flink_market_data_endpoint.clone();
+        if config.flink_market_data_bind {
+            let key = "flink_market_data_endpoint";
+            let bound = upstream.bind(&endpoint).await.map_err(|error| RunError::Bind {
+                key,
+                endpoint: endpoint.clone(),
+                error,
+            })?;
+            tracing::info!(role = "market data in", endpoint = %bound, "listening");
+            crate::watch_peers(&upstream, "market data in");
+        } else {
+            watch_upstream(&upstream, endpoint.clone());
+            tracing::info!(endpoint, "upstream connecting");
+            upstream.connect(&endpoint).map_err(|error| RunError::Bind {
+                key: "flink_market_data_endpoint",
+                endpoint: endpoint.clone(),
+                error,
+            })?;
+        }
+        Ok(MarketData { upstream, subscribers })
+    }
+
+    /// Starts forwarding on its own task, until [`MarketData::close`].
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+        let (upstream, subscribers) = (self.upstream.clone(), self.subscribers.clone());
+        tokio::spawn(async move {
+            if let Err(e) = zmtp::proxy(&upstream, &subscribers, None).await {
+                tracing::debug!("market-data proxy ended: {e}");
+            }
+        })
+    }
+
+    /// Closes both sockets (flushing for up to their linger), which ends the forwarding task.
+    pub async fn close(self, task: tokio::task::JoinHandle<()>) {
+        tokio::join!(self.upstream.close(), self.subscribers.close());
+        let _ = task.await;
+    }
+}
+
+/// Logs the upstream connection's life: connected (after the handshake), disconnected, unreachable
+/// (rate-limited: the reconnect back-off already spaces attempts out).
+fn watch_upstream(socket: &Socket, endpoint: String) {
+    let mut monitor = socket.monitor();
+    tokio::spawn(async move {
+        let mut unreachable = RateLimit::new(1);
+        while let Some(event) = monitor.recv().await {
+            match event.kind {
+                SocketEventKind::HandshakeSucceeded => tracing::info!(endpoint, "upstream connected"),
+                SocketEventKind::Disconnected(reason) => {
+                    tracing::info!(endpoint, reason, "upstream disconnected")
+                }
+                SocketEventKind::ConnectDelayed(reason) => {
+                    if let Some(suppressed) = unreachable.allow() {
+                        tracing::warn!(endpoint, reason, suppressed, "upstream unreachable");
+                    }
+                }
+                SocketEventKind::MonitorStopped => break,
+                _ => {}
+            }
+        }
+    });
+}
