@@ -75,6 +75,7 @@ max_len_for() {
     case "$1" in
         greeting) echo 128 ;;
         command | metadata) echo 8192 ;;
+        config_toml) echo 4096 ;;
         *) echo 65536 ;;
     esac
 }

@@ -123,7 +123,7 @@ impl Relay {
             let endpoint = config.bind_endpoint(port);
             let bound =
                 socket.bind(&endpoint).await.map_err(|error| RunError::Bind { key, endpoint, error })?;
-            tracing::info!(role, endpoint = %bound, "listening");
+            tracing::info!(role = %role, endpoint = %bound, "listening");
             watch_peers(socket, role);
         }
         let market = market::MarketData::bind(config, &base).await?;
@@ -144,10 +144,13 @@ impl Relay {
             stats: Stats::default(),
         };
         tokio::pin!(shutdown);
+        let mut drop_log = tokio::time::interval(logging::DROP_LOG_INTERVAL);
+        drop_log.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                _ = drop_log.tick() => server.drops.flush(),
                 msg = responses.recv() => match msg {
                     Ok(msg) => {
                         server.handle_response(msg);
@@ -219,6 +222,11 @@ fn base_options(config: &Config) -> Options {
         heartbeat_interval: config.heartbeat_interval,
         heartbeat_timeout: config.heartbeat_interval.map(|_| config.heartbeat_timeout),
         ipv6: config.bind_address.contains('['),
+        // ZMTP 3.0 peers have no PING: the kernel finds their half-open connections instead.
+        tcp_keepalive: Some(true),
+        tcp_keepalive_idle: Some(Duration::from_secs(60)),
+        tcp_keepalive_interval: Some(Duration::from_secs(10)),
+        tcp_keepalive_count: Some(3),
         ..Options::default()
     }
 }
@@ -286,7 +294,7 @@ impl Server {
             Status::Ok => "OK",
             Status::Error => "ERROR",
         };
-        tracing::info!(request_id = %Id(request_id), status, "response received");
+        tracing::info!(request_id = %Id(request_id), status = %status, "response received");
         self.stats.answered += 1;
         self.send_reply(reply(envelope, request_id.clone(), status, &frames[4..]));
     }
@@ -299,7 +307,7 @@ impl Server {
     }
 
     fn refuse(&mut self, envelope: Vec<Bytes>, request_id: Bytes, status: &'static str, reason: String) {
-        tracing::info!(request_id = %Id(&request_id), status, reason, "request refused");
+        tracing::info!(request_id = %Id(&request_id), status = %status, reason = %reason, "request refused");
         self.stats.refused += 1;
         self.send_reply(reply(envelope, request_id, status, &[Bytes::from(reason)]));
     }
@@ -377,9 +385,9 @@ pub(crate) fn watch_peers(socket: &Socket, role: &'static str) {
                 _ => continue,
             };
             if is_ordinary_close(&reason) {
-                tracing::debug!(role, reason, "peer disconnected");
+                tracing::debug!(role = %role, reason = %reason, "peer disconnected");
             } else if let Some(suppressed) = limit.allow() {
-                tracing::warn!(role, reason, suppressed, "peer disconnected");
+                tracing::warn!(role = %role, reason = %reason, suppressed, "peer disconnected");
             }
         }
     });

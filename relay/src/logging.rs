@@ -100,7 +100,8 @@ struct DropCount {
     last_logged: Option<Instant>,
 }
 
-const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// How often, at most, one kind of drop is logged.
+pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Drops {
     /// Counts one drop of `kind`; `detail` (e.g. the request id) is logged with it when a line is due.
@@ -110,17 +111,18 @@ impl Drops {
         c.total += 1;
         c.unlogged += 1;
         if c.last_logged.is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL) {
-            tracing::warn!(kind = kind.as_str(), count = c.unlogged, total = c.total, last = %detail, "dropped");
+            tracing::warn!(target: "relay", kind = kind.as_str(), count = c.unlogged, total = c.total, last = %detail, "dropped");
             c.unlogged = 0;
             c.last_logged = Some(now);
         }
     }
 
-    /// Logs the drops not yet logged (at shutdown).
+    /// Logs the drops not yet logged (every [`DROP_LOG_INTERVAL`], and at shutdown).
     pub fn flush(&mut self) {
         for (kind, c) in &mut self.kinds {
             if c.unlogged > 0 {
-                tracing::warn!(kind = kind.as_str(), count = c.unlogged, total = c.total, "dropped");
+                c.last_logged = Some(Instant::now());
+                tracing::warn!(target: "relay", kind = kind.as_str(), count = c.unlogged, total = c.total, "dropped");
                 c.unlogged = 0;
             }
         }

@@ -65,6 +65,15 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Listen for signals before binding, so a signal that arrives just after the ports are
+        // bound already shuts down cleanly.
+        let signals = match Signals::new() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("relay: cannot listen for signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let relay = match Relay::bind(&config).await {
             Ok(relay) => relay,
             Err(e) => {
@@ -73,34 +82,41 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        relay.run(shutdown_signal()).await;
+        relay.run(signals.shutdown()).await;
         ExitCode::SUCCESS
     })
 }
 
-/// Completes at the first SIGTERM or SIGINT; a second one exits the process at once (status 0).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(term), Ok(int)) => (term, int),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!("cannot listen for signals: {e}; stop the relay with SIGKILL");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, registered.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
-    tokio::spawn(async move {
+
+    /// Completes at the first SIGTERM or SIGINT. After it, a second signal, or a shutdown that
+    /// takes longer than 4.5 s, exits the process at once (status 0).
+    async fn shutdown(self) {
+        let Signals { mut term, mut int } = self;
         tokio::select! {
-            _ = term.recv() => tracing::warn!("second signal: exiting now"),
-            _ = int.recv() => tracing::warn!("second signal: exiting now"),
-            // The shutdown is bounded well below this; the watchdog keeps the promise of the contract.
-            _ = tokio::time::sleep(std::time::Duration::from_millis(4500)) => {
-                tracing::warn!("shutdown took too long: exiting now")
-            }
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-        std::process::exit(0);
-    });
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::warn!("second signal: exiting now"),
+                _ = int.recv() => tracing::warn!("second signal: exiting now"),
+                // The shutdown is bounded well below this; the watchdog keeps the contract's promise.
+                _ = tokio::time::sleep(std::time::Duration::from_millis(4500)) => {
+                    tracing::warn!("shutdown took too long: exiting now")
+                }
+            }
+            std::process::exit(0);
+        });
+    }
 }

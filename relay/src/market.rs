@@ -29,7 +29,7 @@ impl MarketData {
         let endpoint = config.bind_endpoint(config.market_data_pub_port);
         let bound =
             subscribers.bind(&endpoint).await.map_err(|error| RunError::Bind { key, endpoint, error })?;
-        tracing::info!(role = "market data out", endpoint = %bound, "listening");
+        tracing::info!(target: "relay", role = %"market data out", endpoint = %bound, "listening");
         crate::watch_peers(&subscribers, "market data out");
 
         let upstream_options = Options {
@@ -48,11 +48,11 @@ impl MarketData {
                 endpoint: endpoint.clone(),
                 error,
             })?;
-            tracing::info!(role = "market data in", endpoint = %bound, "listening");
+            tracing::info!(target: "relay", role = %"market data in", endpoint = %bound, "listening");
             crate::watch_peers(&upstream, "market data in");
         } else {
             watch_upstream(&upstream, endpoint.clone());
-            tracing::info!(endpoint, "upstream connecting");
+            tracing::info!(target: "relay", endpoint, "upstream connecting");
             upstream.connect(&endpoint).map_err(|error| RunError::Bind {
                 key: "flink_market_data_endpoint",
                 endpoint: endpoint.clone(),
@@ -67,7 +67,7 @@ impl MarketData {
         let (upstream, subscribers) = (self.upstream.clone(), self.subscribers.clone());
         tokio::spawn(async move {
             if let Err(e) = zmtp::proxy(&upstream, &subscribers, None).await {
-                tracing::debug!("market-data proxy ended: {e}");
+                tracing::debug!(target: "relay", "market-data proxy ended: {e}");
             }
         })
     }
@@ -87,13 +87,15 @@ fn watch_upstream(socket: &Socket, endpoint: String) {
         let mut unreachable = RateLimit::new(1);
         while let Some(event) = monitor.recv().await {
             match event.kind {
-                SocketEventKind::HandshakeSucceeded => tracing::info!(endpoint, "upstream connected"),
+                SocketEventKind::HandshakeSucceeded => {
+                    tracing::info!(target: "relay", endpoint, "upstream connected")
+                }
                 SocketEventKind::Disconnected(reason) => {
-                    tracing::info!(endpoint, reason, "upstream disconnected")
+                    tracing::info!(target: "relay", endpoint, reason, "upstream disconnected")
                 }
                 SocketEventKind::ConnectDelayed(reason) => {
                     if let Some(suppressed) = unreachable.allow() {
-                        tracing::warn!(endpoint, reason, suppressed, "upstream unreachable");
+                        tracing::warn!(target: "relay", endpoint, reason, suppressed, "upstream unreachable");
                     }
                 }
                 SocketEventKind::MonitorStopped => break,
