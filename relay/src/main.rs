@@ -57,7 +57,10 @@ fn main() -> ExitCode {
     if source == ConfigSource::Defaults {
         tracing::warn!(path = %path.display(), "no config file, running on defaults");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread: every message of a request crosses four connections, and on a multi-thread runtime
+    // each hop is a cross-thread wake-up (measured on 2 cores, 50 clients, 3 ingestors: 24.8k
+    // requests/s multi-thread, 43.6k current-thread).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("relay: cannot start the runtime: {e}");
@@ -82,8 +85,15 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        relay.run(signals.shutdown()).await;
-        ExitCode::SUCCESS
+        // As a task rather than `block_on`'s own future: the scheduler polls it in turn with the
+        // connections' tasks (measured: 33.5k requests/s as block_on's future, 43.6k as a task).
+        match tokio::spawn(relay.run(signals.shutdown())).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("relay: the request loop failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 
