@@ -139,6 +139,8 @@ impl Relay {
             config,
             clients: clients.clone(),
             work: work.clone(),
+            subscribers: market.subscribers(),
+            published_drops: (0, 0),
             pending: PendingTable::new(),
             drops: Drops::default(),
             stats: Stats::default(),
@@ -150,7 +152,10 @@ impl Relay {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                _ = drop_log.tick() => server.drops.flush(),
+                _ = drop_log.tick() => {
+                    server.count_publisher_drops();
+                    server.drops.flush();
+                }
                 msg = responses.recv() => match msg {
                     Ok(msg) => {
                         server.handle_response(msg);
@@ -188,6 +193,7 @@ impl Relay {
             }
         }
         tracing::info!(pending = server.pending.len(), "shutting down");
+        server.count_publisher_drops();
         let pending: Vec<_> = server.pending.drain().collect();
         for (id, envelope) in pending {
             server.refuse(envelope, id, "UNAVAILABLE", "relay shutting down".into());
@@ -236,6 +242,9 @@ struct Server {
     config: Config,
     clients: Socket,
     work: Socket,
+    subscribers: Socket,
+    /// The work and market-data publishers' drop counters when last read.
+    published_drops: (u64, u64),
     pending: PendingTable,
     drops: Drops,
     stats: Stats,
@@ -334,6 +343,18 @@ impl Server {
         }
     }
 
+    /// Counts what the two publishers dropped since the last call (a full ingestor or subscriber
+    /// queue: PUB semantics, never blocking).
+    fn count_publisher_drops(&mut self) {
+        let now = (self.work.dropped_messages(), self.subscribers.dropped_messages());
+        let (work, market) =
+            (now.0 - self.published_drops.0.min(now.0), now.1 - self.published_drops.1.min(now.1));
+        self.published_drops = now;
+        self.stats.dropped += work + market;
+        self.drops.count_many(DropKind::IngestorQueueFull, work, "work messages");
+        self.drops.count_many(DropKind::SubscriberQueueFull, market, "market-data messages");
+    }
+
     fn drop_message(&mut self, kind: DropKind, detail: impl std::fmt::Display) {
         self.stats.dropped += 1;
         self.drops.count(kind, detail);
@@ -357,9 +378,15 @@ fn log_work_subscription(msg: &Msg) {
     }
 }
 
-/// Whether a connection's end reason is an ordinary close rather than a fault worth a warning.
+/// Whether a connection's end reason is an ordinary close rather than a fault worth a warning. A peer
+/// that connects and closes without a word is a port probe (a health check, a load balancer).
 fn is_ordinary_close(reason: &str) -> bool {
-    reason == "peer closed the connection" || reason == "closed locally"
+    matches!(
+        reason,
+        "peer closed the connection"
+            | "closed locally"
+            | "peer closed the connection before the handshake completed"
+    )
 }
 
 /// Logs, at `warn` and rate-limited, the peers of `socket` that lose their connection to a protocol

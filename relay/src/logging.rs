@@ -71,6 +71,10 @@ pub enum DropKind {
     ClientGone,
     /// A reply to a client whose queue is full.
     ClientQueueFull,
+    /// A work message to an ingestor whose queue is full (that ingestor misses the request).
+    IngestorQueueFull,
+    /// A market-data message to a subscriber whose queue is full.
+    SubscriberQueueFull,
 }
 
 impl DropKind {
@@ -83,6 +87,8 @@ impl DropKind {
             DropKind::MalformedResponse => "malformed response",
             DropKind::ClientGone => "client gone",
             DropKind::ClientQueueFull => "client queue full",
+            DropKind::IngestorQueueFull => "ingestor queue full",
+            DropKind::SubscriberQueueFull => "subscriber queue full",
         }
     }
 }
@@ -106,10 +112,18 @@ pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 impl Drops {
     /// Counts one drop of `kind`; `detail` (e.g. the request id) is logged with it when a line is due.
     pub fn count(&mut self, kind: DropKind, detail: impl fmt::Display) {
+        self.count_many(kind, 1, detail);
+    }
+
+    /// Counts `n` drops of `kind` (e.g. read from a publisher's counter).
+    pub fn count_many(&mut self, kind: DropKind, n: u64, detail: impl fmt::Display) {
+        if n == 0 {
+            return;
+        }
         let now = Instant::now();
         let c = self.kinds.entry(kind).or_default();
-        c.total += 1;
-        c.unlogged += 1;
+        c.total += n;
+        c.unlogged += n;
         if c.last_logged.is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL) {
             tracing::warn!(target: "relay", kind = kind.as_str(), count = c.unlogged, total = c.total, last = %detail, "dropped");
             c.unlogged = 0;

@@ -62,6 +62,11 @@ impl MarketData {
         Ok(MarketData { upstream, subscribers })
     }
 
+    /// A handle to the subscribers' XPUB (for its drop counter).
+    pub fn subscribers(&self) -> Socket {
+        self.subscribers.clone()
+    }
+
     /// Starts forwarding on its own task, until [`MarketData::close`].
     pub fn start(&self) -> tokio::task::JoinHandle<()> {
         let (upstream, subscribers) = (self.upstream.clone(), self.subscribers.clone());

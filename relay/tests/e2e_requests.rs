@@ -846,6 +846,8 @@ fn slow_ingestor_does_not_block() {
         }
     }
     eprintln!("B-9: {n} requests answered in {:?} with a stalled ingestor", t0.elapsed());
+    // The stalled ingestor's drops are counted and logged (read from the work publisher once a second).
+    relay.wait_log(mark, &["WARN", "dropped", "ingestor queue full"], STEP);
     drop(stalled);
 }
 
