@@ -39,11 +39,14 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
-section "3/4 cargo test --workspace (unit, golden, property, sockets, examples, interop)"
+section "3/4 cargo test --workspace (unit, golden, property, sockets, examples, interop, relay end to end); static binaries"
 # The idle-connections test holds 2 x 1,000 descriptors in one process: raise the soft limit as far as
 # the hard limit allows (it says what it needs if that is still too low).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 cargo test --workspace
+
+# The relay's static binaries (musl), when that target is installed; a skip message otherwise.
+scripts/check-static.sh
 
 if [[ "$FUZZ_SECONDS" == 0 ]]; then
     section "4/4 fuzzing skipped (FUZZ_SECONDS=0)"
