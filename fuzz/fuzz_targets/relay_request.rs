@@ -11,7 +11,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use relay::requests::{
-    parse_request, parse_response, Request, MAX_ENVELOPE, MAX_PARAMS, MAX_REQUEST_ID, MAX_TICKER,
+    parse_request, parse_response, Request, MAX_ENVELOPE, MAX_ENVELOPE_FRAME, MAX_PARAMS, MAX_REQUEST_ID,
+    MAX_TICKER,
 };
 
 fuzz_target!(|parts: Vec<Vec<u8>>| {
@@ -22,6 +23,10 @@ fuzz_target!(|parts: Vec<Vec<u8>>| {
             let at = frames.iter().position(|f| f.is_empty()).expect("a delimiter");
             assert!(at > MAX_ENVELOPE);
         }
+        Request::EnvelopeFrameTooLong => {
+            let at = frames.iter().position(|f| f.is_empty()).expect("a delimiter");
+            assert!(at <= MAX_ENVELOPE && frames[..at].iter().any(|f| f.len() > MAX_ENVELOPE_FRAME));
+        }
         Request::Bad { envelope, request_id, reason } => {
             assert!(envelope <= MAX_ENVELOPE && frames[envelope].is_empty());
             assert!(request_id.len() <= MAX_REQUEST_ID);
@@ -29,7 +34,7 @@ fuzz_target!(|parts: Vec<Vec<u8>>| {
         }
         Request::Good { envelope, request_id, prefix, ticker, params } => {
             assert!(envelope <= MAX_ENVELOPE && frames[envelope].is_empty());
-            assert!(frames[..envelope].iter().all(|f| !f.is_empty()));
+            assert!(frames[..envelope].iter().all(|f| !f.is_empty() && f.len() <= MAX_ENVELOPE_FRAME));
             let body = &frames[envelope + 1..];
             assert_eq!(body.len(), 4);
             assert_eq!(&body[0][..], &[0x07]);

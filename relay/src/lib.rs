@@ -256,6 +256,7 @@ impl Server {
         match parse_request(&frames) {
             Request::NoDelimiter => self.drop_message(DropKind::NoDelimiter, peer_of(&frames)),
             Request::EnvelopeTooDeep => self.drop_message(DropKind::EnvelopeTooDeep, peer_of(&frames)),
+            Request::EnvelopeFrameTooLong => self.drop_message(DropKind::BadEnvelope, peer_of(&frames)),
             Request::Bad { envelope, request_id, reason } => {
                 frames.truncate(envelope);
                 self.refuse(frames, request_id, "BAD_REQUEST", reason);

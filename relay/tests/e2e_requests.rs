@@ -867,11 +867,21 @@ fn request_over_1mib_disconnects_the_client() {
     py.no_msg("cli", Duration::from_millis(300), "no reply to a message over 1 MiB");
     let r = dealer_roundtrip(&mut py, "cli", b"after-big", "BINANCE:BTC/USDT", b"");
     assert_eq!(r.status, "OK");
-    // Just under the limit (a 900 KiB envelope hop, a valid body): served, the hop carried back.
-    py.cmd(&format!("SEND cli z921600::07:{}:{}:", hex(b"big-ok"), hex(b"BINANCE:BTC/USDT")));
+    // Just under the limit (900 KiB of params): read and answered, BAD_REQUEST for its params, and the
+    // connection is kept.
+    py.cmd(&format!("SEND cli :07:{}:{}:z921600", hex(b"big-ok"), hex(b"BINANCE:BTC/USDT")));
     let r = parse_reply(&py.msg("cli"), true);
-    assert_eq!((r.status.as_str(), r.id.as_slice()), ("OK", &b"big-ok"[..]), "{r:?}");
-    assert_eq!(r.envelope, vec![frame_repr(&vec![0u8; 921_600])]);
+    assert_eq!((r.status.as_str(), r.id.as_slice()), ("BAD_REQUEST", &b"big-ok"[..]), "{r:?}");
+    // An envelope frame over 255 bytes is not a routing id: dropped, counted, never answered (§5).
+    let mark = relay.mark();
+    py.cmd(&format!("SEND cli z256::07:{}:{}:", hex(b"long-hop"), hex(b"BINANCE:BTC/USDT")));
+    relay.wait_log(mark, &["WARN", "dropped", "bad envelope"], STEP);
+    py.no_msg("cli", Duration::from_millis(300), "no reply to a bad envelope");
+    // A 255-byte hop is carried back whole.
+    py.cmd(&format!("SEND cli z255::07:{}:{}:", hex(b"hop-ok"), hex(b"BINANCE:BTC/USDT")));
+    let r = parse_reply(&py.msg("cli"), true);
+    assert_eq!((r.status.as_str(), r.id.as_slice()), ("OK", &b"hop-ok"[..]), "{r:?}");
+    assert_eq!(r.envelope, vec![frame_repr(&[0u8; 255])]);
 }
 
 /// A response over `max_message_bytes` (several frames) costs the ingestor its connection; the request
