@@ -82,9 +82,10 @@ trap cleanup EXIT
 # disconnected` warning: it closes before the handshake; harmless).
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start_relay IMPL NAME TIMEOUT_SECS MAX_PENDING: starts a relay in the background, sets relay_pid.
+# start_relay IMPL NAME TIMEOUT_SECS MAX_PENDING [HWM]: starts a relay in the background, sets
+# relay_pid. HWM (default 10000, the relay's default) is the per-peer queue limit.
 start_relay() {
-    local impl=$1 name=$2 timeout_secs=$3 max_pending=$4
+    local impl=$1 name=$2 timeout_secs=$3 max_pending=$4 hwm=${5:-10000}
     for p in $CLIENT_PORT $WORK_PORT $RESPONSE_PORT $MD_PORT $UPSTREAM_PORT; do
         if port_open "$p"; then
             echo "bench-relay: port $p is already in use (set BENCH_PORT_BASE)" >&2
@@ -104,6 +105,7 @@ market_data_pub_port = $MD_PORT
 flink_market_data_endpoint = "$UPSTREAM"
 request_timeout_secs = $timeout_secs
 max_pending_requests = $max_pending
+high_water_mark = $hwm
 EOF
         CONFIG_PATH="$cfg" RUST_LOG="$RUST_LOG_BENCH" "$bin/relay" </dev/null 2>"$log" &
         ;;
@@ -111,7 +113,7 @@ EOF
         "$PY" tests/peers/reference_relay.py --bind-address tcp://127.0.0.1 \
             --client-port "$CLIENT_PORT" --work-port "$WORK_PORT" --response-port "$RESPONSE_PORT" \
             --md-port "$MD_PORT" --upstream "$UPSTREAM" --request-timeout "$timeout_secs" \
-            --max-pending "$max_pending" </dev/null 2>"$log" &
+            --max-pending "$max_pending" --hwm "$hwm" </dev/null 2>"$log" &
         ;;
     *)
         echo "bench-relay: unknown implementation $impl" >&2
@@ -181,7 +183,7 @@ run_scenario() { # IMPL NAME TIMEOUT MAX_PENDING LOAD-ARGS...
     local impl=$1 name=$2 timeout_secs=$3 max_pending=$4
     shift 4
     echo "bench-relay: $impl: scenario $name" >&2
-    if start_relay "$impl" "$name" "$timeout_secs" "$max_pending"; then
+    if start_relay "$impl" "$name" "$timeout_secs" "$max_pending" "${RUN_HWM:-10000}"; then
         load "$impl" "$name" "$@" || failed=1
     else
         : >"$OUT/$impl-$name.result"
@@ -203,7 +205,9 @@ for impl in $IMPLS; do
         : >"$OUT/$impl-b.result"
         failed=1
     fi
-    run_scenario "$impl" c 3600 $((PENDING + 10000)) pending --count "$PENDING"
+    # Queues as deep as the requests left pending: the silent ingestor reads more slowly than the
+    # relay forwards, and with the default HWM its work messages would be dropped (PUB semantics).
+    RUN_HWM=$((PENDING + 10000)) run_scenario "$impl" c 3600 $((PENDING + 10000)) pending --count "$PENDING"
     run_scenario "$impl" d 30 100000 fanout --subscribers "$SUBS" --duration "$DURATION"
 done
 
