@@ -239,55 +239,67 @@ pub(crate) struct Counters {
     pub(crate) received: AtomicU64,
 }
 
+/// The pacer's shortest sleep.
+const PACER_MIN_SLEEP: Duration = Duration::from_micros(250);
+
 /// Open loop: sends requests at `rate` in total, round robin over the clients, from now until the
-/// end of the measured interval. Tokio's timer ticks every millisecond, so requests go in bursts of
-/// `rate / 1000`. Returns (sent, skipped because a client had `max_outstanding` unanswered).
+/// end of the measured interval. The pacer is a thread of its own that sleeps until each request's
+/// scheduled instant (sending every request due when it wakes, waking at most every 250 µs), so arrivals
+/// are evenly spaced to within a quarter millisecond and independent of how busy the tool's runtime is: tokio's
+/// 1 ms timer and a shared runtime made bursts of tens of requests, which measured the bursts'
+/// queueing rather than the relay. Returns (sent, skipped because a client had `max_outstanding`
+/// unanswered or its queue was full).
 pub(crate) async fn pace(
     clients: &[Socket],
     rate: f64,
     max_outstanding: u64,
-    reqs: &Requests,
+    reqs: &Arc<Requests>,
     w: Window,
-    counters: &[Counters],
+    counters: &Arc<Vec<Counters>>,
 ) -> (u64, u64) {
-    let begin = Instant::now();
-    let end = reqs.t0 + Duration::from_nanos(w.end);
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut due_total = 0u64;
-    let mut sent = 0u64;
-    let mut skipped = 0u64;
-    let mut seqs = vec![0u64; clients.len()];
-    let mut next_client = 0usize;
-    let n_tickers = reqs.tickers.len();
-    loop {
-        ticker.tick().await;
-        let now = Instant::now();
-        if now >= end {
-            break;
-        }
-        let due = (now.duration_since(begin).as_secs_f64() * rate) as u64;
-        while due_total < due {
-            due_total += 1;
-            let c = next_client;
-            next_client = (next_client + 1) % clients.len();
+    let clients = clients.to_vec();
+    let (reqs, counters) = (reqs.clone(), counters.clone());
+    let paced = tokio::task::spawn_blocking(move || {
+        let begin = Instant::now();
+        let end = reqs.t0 + Duration::from_nanos(w.end);
+        let gap = Duration::from_secs_f64(1.0 / rate);
+        let mut sent = 0u64;
+        let mut skipped = 0u64;
+        let mut seqs = vec![0u64; clients.len()];
+        let n_tickers = reqs.tickers.len();
+        let mut n = 0u64;
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            let due = begin + gap.mul_f64(n as f64);
+            if due > now {
+                // At least 250 µs: waking for every request would cost the tool a core at high rates
+                // (the relay and the tool share two); what is due by then goes out together.
+                std::thread::sleep((due - now).max(PACER_MIN_SLEEP));
+                continue;
+            }
+            let c = (n as usize) % clients.len();
+            n += 1;
             let cnt = &counters[c];
             if cnt.sent.load(Ordering::Relaxed) - cnt.received.load(Ordering::Relaxed) >= max_outstanding {
                 skipped += 1;
                 continue;
             }
-            let (msg, _) = reqs.request(c, seqs[c], (due_total as usize) % n_tickers);
+            let (msg, _) = reqs.request(c, seqs[c], (n as usize) % n_tickers);
             seqs[c] += 1;
             cnt.sent.fetch_add(1, Ordering::Relaxed);
-            if clients[c].send(msg).await.is_err() {
+            if clients[c].try_send(msg).is_err() {
                 cnt.sent.fetch_sub(1, Ordering::Relaxed);
                 skipped += 1;
                 continue;
             }
             sent += 1;
         }
-    }
-    (sent, skipped)
+        (sent, skipped)
+    });
+    paced.await.unwrap_or((0, 0))
 }
 
 /// Open loop: receives one client's replies until the pacer is done and every request it sent on
