@@ -33,15 +33,13 @@ nothing ever hangs a test.
 """
 
 import argparse
-import os
-import signal
 import sys
 import time
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from peerlib import EVENT_NAMES, SEND_ONLY, TYPES, frame_repr, out, parse_msg
+from peerlib import EVENT_NAMES, SEND_ONLY, TYPES, frame_repr, install_backstop, out, parse_msg
 
 
 def main():
@@ -63,12 +61,7 @@ def main():
     p.add_argument("--xpub-verbose", action="store_true", help="ZMQ_XPUB_VERBOSE")
     args = p.parse_args()
 
-    def backstop(signum, frame_):
-        out("EXIT alarm")
-        os._exit(3)
-
-    signal.signal(signal.SIGALRM, backstop)
-    signal.alarm(int(args.timeout) + 5)
+    install_backstop(args.timeout)
 
     ctx = zmq.Context()
     kind = args.type

@@ -7,6 +7,7 @@ by ``:``, each hex or ``r<N>`` (N random bytes).
 """
 
 import os
+import signal
 import sys
 import zlib
 
@@ -43,3 +44,39 @@ def parse_msg(text):
         else:
             frames.append(bytes.fromhex(part))
     return frames
+
+
+def install_backstop(timeout):
+    """Makes the process exit (status 3, after printing ``EXIT alarm``) ``timeout`` + 5 seconds from
+    now, whatever it is doing: a peer must never outlive a test, even if libzmq blocks."""
+
+    def backstop(signum, frame_):
+        out("EXIT alarm")
+        os._exit(3)
+
+    signal.signal(signal.SIGALRM, backstop)
+    signal.alarm(int(timeout) + 5)
+
+
+class StdinLines:
+    """Splits what arrives on stdin (read without blocking once select says it is ready) into lines."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.partial = []
+
+    def feed(self, command):
+        """Reads what stdin has and calls ``command(line)`` for each complete line, in order. Returns
+        ``"stdin"`` at end of input, ``"quit"`` once ``command`` returns False, else None."""
+        data = os.read(self.fd, 1 << 20)
+        if not data:
+            return "stdin"
+        while b"\n" in data:
+            head, data = data.split(b"\n", 1)
+            self.partial.append(head)
+            line = b"".join(self.partial)
+            self.partial = []
+            if not command(line):
+                return "quit"
+        self.partial.append(data)
+        return None

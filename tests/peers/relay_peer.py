@@ -48,13 +48,12 @@ import argparse
 import collections
 import errno
 import os
-import signal
 import sys
 import time
 
 import zmq
 
-from peerlib import frame_repr, out
+from peerlib import StdinLines, frame_repr, install_backstop, out
 
 
 def parse_spec(text):
@@ -89,12 +88,7 @@ def main():
     p.add_argument("--timeout", type=float, default=60.0, help="exit after this many seconds")
     args = p.parse_args()
 
-    def backstop(signum, frame_):
-        out("EXIT alarm")
-        os._exit(3)
-
-    signal.signal(signal.SIGALRM, backstop)
-    signal.alarm(int(args.timeout) + 5)
+    install_backstop(args.timeout)
 
     ctx = zmq.Context()
     socks = {}
@@ -102,7 +96,7 @@ def main():
     stdin_fd = sys.stdin.fileno()
     poller.register(stdin_fd, zmq.POLLIN)
     deadline = time.monotonic() + args.timeout
-    stdin_buf = []
+    stdin_lines = StdinLines(stdin_fd)
 
     def flush(s):
         while s.pending:
@@ -248,18 +242,9 @@ def main():
                 if s.kind in ("REQ", "REP"):
                     break
         if stdin_fd in ready:
-            data = os.read(stdin_fd, 1 << 20)
-            if not data:
-                reason = "stdin"
+            reason = stdin_lines.feed(command)
+            if reason is not None:
                 break
-            while reason is None and b"\n" in data:
-                head, data = data.split(b"\n", 1)
-                stdin_buf.append(head)
-                line = b"".join(stdin_buf)
-                stdin_buf = []
-                if not command(line):
-                    reason = "quit"
-            stdin_buf.append(data)
 
     out("EXIT", reason)
     for s in socks.values():

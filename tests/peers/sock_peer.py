@@ -53,15 +53,13 @@ boundary between short and long frames.
 import argparse
 import collections
 import errno
-import os
-import signal
 import sys
 import time
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from peerlib import EVENT_NAMES, SEND_ONLY, TYPES, frame_repr, out, parse_msg
+from peerlib import EVENT_NAMES, SEND_ONLY, TYPES, StdinLines, frame_repr, install_backstop, out, parse_msg
 
 ECHOERS = {"REP", "ROUTER", "DEALER", "PAIR"}
 
@@ -94,12 +92,7 @@ def main():
     p.add_argument("--subscribe", action="append", default=[], metavar="HEX", help="ZMQ_SUBSCRIBE (SUB)")
     args = p.parse_args()
 
-    def backstop(signum, frame_):
-        out("EXIT alarm")
-        os._exit(3)
-
-    signal.signal(signal.SIGALRM, backstop)
-    signal.alarm(int(args.timeout) + 5)
+    install_backstop(args.timeout)
 
     kind = args.type
     ctx = zmq.Context()
@@ -137,7 +130,7 @@ def main():
     echo = args.mode == "echo" and kind in ECHOERS
     deadline = time.monotonic() + args.timeout
     stdin_fd = sys.stdin.fileno()
-    stdin_buf = []  # chunks of the current (unfinished) line: a 32 MiB hex line must not be quadratic
+    stdin_lines = StdinLines(stdin_fd)  # chunked: a 32 MiB hex line must not be quadratic
 
     poller = zmq.Poller()
     if mon is not None:
@@ -207,18 +200,9 @@ def main():
                     # REP must answer before the next request can be read.
                     break
         if stdin_fd in ready:
-            data = os.read(stdin_fd, 1 << 20)
-            if not data:
-                reason = "stdin"
+            reason = stdin_lines.feed(command)
+            if reason is not None:
                 break
-            while reason is None and b"\n" in data:
-                head, data = data.split(b"\n", 1)
-                stdin_buf.append(head)
-                line = b"".join(stdin_buf)
-                stdin_buf = []
-                if not command(line):
-                    reason = "quit"
-            stdin_buf.append(data)
 
     out("EXIT", reason)
     if mon is not None:
