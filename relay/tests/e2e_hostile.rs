@@ -160,12 +160,8 @@ fn hostile_on(port: Port) {
         }));
         match closed {
             Ok(_) => {
-                let logged = wait_quietly(
-                    &mut rig.relay,
-                    mark,
-                    &["WARN", "peer disconnected"],
-                    Duration::from_secs(3),
-                );
+                let logged =
+                    rig.relay.log_within(mark, &["WARN", "peer disconnected"], Duration::from_secs(3));
                 if !logged {
                     failures.push(format!("{port:?} {what}: closed, but no `peer disconnected` warn line"));
                 }
@@ -176,19 +172,6 @@ fn hostile_on(port: Port) {
         rig.all_good(&what);
     }
     assert!(failures.is_empty(), "hostile input deviations:\n{}", failures.join("\n"));
-}
-
-fn wait_quietly(relay: &mut Relay, from: usize, parts: &[&str], timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if relay.has_log(from, parts) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        relay.pump(Duration::from_millis(50));
-    }
 }
 
 /// A raw ZMTP 3.0 NULL peer of the right type: it gets the relay's greeting and READY and, per port,

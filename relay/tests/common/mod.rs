@@ -424,6 +424,20 @@ impl Relay {
         self.wait_log_by(from, timeout, &what, |l| line_matches(l, parts)).1
     }
 
+    /// Whether a log line from line `from` on contains every part within `timeout` (no panic).
+    pub fn log_within(&mut self, from: usize, parts: &[&str], timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.has_log(from, parts) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.pump(Duration::from_millis(50));
+        }
+    }
+
     /// Whether some log line at `from` or later contains every one of `parts`.
     pub fn has_log(&mut self, from: usize, parts: &[&str]) -> bool {
         self.mark();
