@@ -22,6 +22,7 @@
 //! [`Flavor`]); `BENCH_RT=current` or `BENCH_RT=multi` overrides it, `BENCH_WORKERS=N` sets the
 //! multi-thread runtime's workers (default 2).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -40,6 +41,9 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const LINGER: Duration = Duration::from_secs(30);
 /// The `impl=` of our `RESULT` lines.
 pub const IMPL: &str = "zmtp";
+
+/// Messages the throughput tools hand to (`send_many`) or take from (`recv_many`) a socket per call.
+pub const BATCH: usize = 256;
 
 /// The three positional arguments every tool takes.
 #[derive(Debug, Clone)]
@@ -336,30 +340,33 @@ pub async fn thr_receiver(tool: &'static str, socket_type: SocketType, a: Args) 
     let mut received: u64 = 0;
     let mut start = Instant::now();
     let mut rc = 0;
-    while received < count as u64 {
-        let msg = match sock.recv().await {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("error: recv {received}/{count}: {e}");
-                rc = 2;
-                break;
-            }
-        };
-        let f = msg.frames();
-        if f.len() != frames || f[frames - 1].len() != size {
-            eprintln!(
-                "error: bad message ({} frames, last of {} B; want {frames} frame(s), last of {size} B)",
-                f.len(),
-                f.last().map_or(0, Bytes::len)
-            );
-            rc = 3;
+    // Batches of up to BATCH messages per lock of the socket (`recv_many`).
+    let mut batch = Vec::with_capacity(BATCH);
+    'receiving: while received < count as u64 {
+        batch.clear();
+        let want = BATCH.min((count as u64 - received) as usize);
+        if let Err(e) = sock.recv_many(&mut batch, want).await {
+            eprintln!("error: recv {received}/{count}: {e}");
+            rc = 2;
             break;
         }
-        if received == 0 {
-            start = Instant::now();
-            wd.mark_start(start);
+        for msg in &batch {
+            let f = msg.frames();
+            if f.len() != frames || f[frames - 1].len() != size {
+                eprintln!(
+                    "error: bad message ({} frames, last of {} B; want {frames} frame(s), last of {size} B)",
+                    f.len(),
+                    f.last().map_or(0, Bytes::len)
+                );
+                rc = 3;
+                break 'receiving;
+            }
+            if received == 0 {
+                start = Instant::now();
+                wd.mark_start(start);
+            }
+            received += 1;
         }
-        received += 1;
         wd.progress(received);
     }
     let elapsed = if received == 0 { Duration::ZERO } else { start.elapsed() };
@@ -387,13 +394,20 @@ pub async fn thr_sender(tool: &'static str, socket_type: SocketType, a: Args) ->
     let payload = Bytes::from(vec![b'x'; size]);
     let mut rc = 0;
     let start = Instant::now();
-    for i in 0..count as u64 {
-        if let Err(e) = sock.send(Msg::from(payload.clone())).await {
-            eprintln!("error: send {i}/{count}: {e}");
+    // Batches of up to BATCH messages per lock of the socket (`send_many`), each a clone of one
+    // `Bytes` (zero-copy).
+    let mut batch = VecDeque::with_capacity(BATCH);
+    let mut queued: u64 = 0;
+    while queued < count as u64 {
+        let n = BATCH.min((count as u64 - queued) as usize);
+        batch.extend((0..n).map(|_| Msg::from(payload.clone())));
+        if let Err(e) = sock.send_many(&mut batch).await {
+            eprintln!("error: send {}/{count}: {e}", queued + (n - batch.len()) as u64);
             rc = 2;
             break;
         }
-        wd.progress(i + 1);
+        queued += n as u64;
+        wd.progress(queued);
     }
     let sent = start.elapsed();
     wd.stop();

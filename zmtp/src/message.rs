@@ -1,77 +1,142 @@
 //! [`Msg`]: a ZeroMQ message, a sequence of frames delivered atomically.
 
+use std::fmt;
+
 use bytes::Bytes;
 
 /// A ZeroMQ message: one or more frames, delivered all together or not at all (RFC 23).
 ///
 /// Frames are [`Bytes`], so a message built from received data shares the connection's read buffer and
 /// a message handed to a connection for sending is never copied on its way to the transmit queue.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// A message of one frame, the common case, is held inline: making, sending, receiving and dropping it
+/// allocates nothing beyond its `Bytes` (a list is allocated only for a second frame, or when
+/// [`Msg::frames_mut`] or [`Msg::into_frames`] asks for one).
+#[derive(Clone, Default)]
 pub struct Msg {
-    frames: Vec<Bytes>,
+    repr: Repr,
+}
+
+#[derive(Clone, Default)]
+enum Repr {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(Vec<Bytes>),
 }
 
 impl Msg {
     /// An empty message (no frames yet); push frames with [`Msg::push`].
     pub fn new() -> Self {
-        Self { frames: Vec::new() }
+        Self::default()
     }
 
     /// A message with room for `n` frames.
     pub fn with_capacity(n: usize) -> Self {
-        Self { frames: Vec::with_capacity(n) }
+        if n <= 1 {
+            Self::new()
+        } else {
+            Self { repr: Repr::Many(Vec::with_capacity(n)) }
+        }
     }
 
     /// Appends a frame.
     pub fn push(&mut self, frame: impl Into<Bytes>) {
-        self.frames.push(frame.into());
+        let frame = frame.into();
+        self.repr = match std::mem::take(&mut self.repr) {
+            Repr::Empty => Repr::One(frame),
+            Repr::One(first) => Repr::Many(vec![first, frame]),
+            Repr::Many(mut frames) => {
+                frames.push(frame);
+                Repr::Many(frames)
+            }
+        };
     }
 
     /// Inserts a frame at the front (a ROUTER's identity frame, a REQ's empty delimiter).
     pub fn push_front(&mut self, frame: impl Into<Bytes>) {
-        self.frames.insert(0, frame.into());
+        let frame = frame.into();
+        self.repr = match std::mem::take(&mut self.repr) {
+            Repr::Empty => Repr::One(frame),
+            Repr::One(first) => Repr::Many(vec![frame, first]),
+            Repr::Many(mut frames) => {
+                frames.insert(0, frame);
+                Repr::Many(frames)
+            }
+        };
     }
 
     /// The frames, in order.
     pub fn frames(&self) -> &[Bytes] {
-        &self.frames
+        match &self.repr {
+            Repr::Empty => &[],
+            Repr::One(frame) => std::slice::from_ref(frame),
+            Repr::Many(frames) => frames,
+        }
     }
 
-    /// The frames, mutably.
+    /// The frames, mutably (a one-frame message moves its frame into a list first).
     pub fn frames_mut(&mut self) -> &mut Vec<Bytes> {
-        &mut self.frames
+        self.repr = match std::mem::take(&mut self.repr) {
+            Repr::Empty => Repr::Many(Vec::new()),
+            Repr::One(frame) => Repr::Many(vec![frame]),
+            many => many,
+        };
+        match &mut self.repr {
+            Repr::Many(frames) => frames,
+            // Just made `Many` above.
+            Repr::Empty | Repr::One(_) => unreachable!("frames_mut made the list"),
+        }
     }
 
     /// Consumes the message, returning its frames.
     pub fn into_frames(self) -> Vec<Bytes> {
-        self.frames
+        match self.repr {
+            Repr::Empty => Vec::new(),
+            Repr::One(frame) => vec![frame],
+            Repr::Many(frames) => frames,
+        }
     }
 
     /// Number of frames.
     pub fn len(&self) -> usize {
-        self.frames.len()
+        self.frames().len()
     }
 
     /// Whether the message has no frames.
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        matches!(&self.repr, Repr::Empty) || self.frames().is_empty()
     }
 
     /// Total body bytes over all frames.
     pub fn byte_len(&self) -> usize {
-        self.frames.iter().map(Bytes::len).sum()
+        self.frames().iter().map(Bytes::len).sum()
+    }
+}
+
+impl PartialEq for Msg {
+    fn eq(&self, other: &Self) -> bool {
+        self.frames() == other.frames()
+    }
+}
+
+impl Eq for Msg {}
+
+impl fmt::Debug for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Msg").field("frames", &self.frames()).finish()
     }
 }
 
 impl From<Vec<Bytes>> for Msg {
     fn from(frames: Vec<Bytes>) -> Self {
-        Self { frames }
+        Self { repr: Repr::Many(frames) }
     }
 }
 
 impl From<Bytes> for Msg {
     fn from(frame: Bytes) -> Self {
-        Self { frames: vec![frame] }
+        Self { repr: Repr::One(frame) }
     }
 }
 
@@ -91,20 +156,95 @@ impl From<String> for Msg {
 
 impl From<&'static str> for Msg {
     fn from(frame: &'static str) -> Self {
-        Self { frames: vec![Bytes::from_static(frame.as_bytes())] }
+        Msg::from(Bytes::from_static(frame.as_bytes()))
     }
 }
 
 impl From<Vec<&'static [u8]>> for Msg {
     fn from(frames: Vec<&'static [u8]>) -> Self {
-        Self { frames: frames.into_iter().map(Bytes::from_static).collect() }
+        Msg::from(frames.into_iter().map(Bytes::from_static).collect::<Vec<_>>())
     }
 }
 
 impl IntoIterator for Msg {
     type Item = Bytes;
-    type IntoIter = std::vec::IntoIter<Bytes>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.frames.into_iter()
+    type IntoIter = IntoIter;
+    fn into_iter(self) -> IntoIter {
+        IntoIter(match self.repr {
+            Repr::Empty => IterRepr::One(None),
+            Repr::One(frame) => IterRepr::One(Some(frame)),
+            Repr::Many(frames) => IterRepr::Many(frames.into_iter()),
+        })
+    }
+}
+
+/// The frames of a [`Msg`], by value.
+#[derive(Debug)]
+pub struct IntoIter(IterRepr);
+
+#[derive(Debug)]
+enum IterRepr {
+    One(Option<Bytes>),
+    Many(std::vec::IntoIter<Bytes>),
+}
+
+impl Iterator for IntoIter {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        match &mut self.0 {
+            IterRepr::One(frame) => frame.take(),
+            IterRepr::Many(frames) => frames.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match &self.0 {
+            IterRepr::One(frame) => usize::from(frame.is_some()),
+            IterRepr::Many(frames) => frames.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for IntoIter {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_frame_and_many_frames_compare_by_their_frames() {
+        let one = Msg::from(Bytes::from_static(b"a"));
+        let listed = Msg::from(vec![Bytes::from_static(b"a")]);
+        assert_eq!(one, listed);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one.clone().into_iter().collect::<Vec<_>>(), listed.into_frames());
+    }
+
+    #[test]
+    fn push_grows_from_empty_to_one_to_many() {
+        let mut msg = Msg::new();
+        assert!(msg.is_empty());
+        msg.push("b");
+        assert_eq!(msg.frames(), [Bytes::from_static(b"b")]);
+        msg.push_front("a");
+        msg.push("c");
+        assert_eq!(msg.frames(), [&b"a"[..], b"b", b"c"]);
+        assert_eq!(msg.byte_len(), 3);
+        let mut iter = msg.into_iter();
+        assert_eq!(iter.len(), 3);
+        assert_eq!(iter.next().as_deref(), Some(&b"a"[..]));
+    }
+
+    #[test]
+    fn frames_mut_gives_a_list_for_any_message() {
+        let mut msg = Msg::from("x");
+        msg.frames_mut().push(Bytes::from_static(b"y"));
+        assert_eq!(msg.frames(), [&b"x"[..], b"y"]);
+        let mut empty = Msg::new();
+        empty.frames_mut().push(Bytes::from_static(b"z"));
+        assert_eq!(empty.len(), 1);
+        assert!(Msg::from(Vec::<Bytes>::new()).is_empty());
     }
 }

@@ -931,3 +931,61 @@ async fn tight_publish_loop_does_not_starve_the_connection() {
     let received = counter.await.unwrap();
     assert!(received > 5_000, "only {received} of 20000 left the publisher");
 }
+
+/// `send_many` and `recv_many` move batches in order, one- and multi-frame messages alike, and
+/// `recv_many` never takes more than asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_keep_order_and_bounds() {
+    let pull = Socket::new(SocketType::Pull).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let push = Socket::new(SocketType::Push).unwrap();
+    push.connect(&ep).unwrap();
+    let n = 10_000;
+    let mut queue: std::collections::VecDeque<Msg> = (0..n)
+        .map(|i| if i % 3 == 0 { msg(&["multi", "part"]) } else { Msg::from(format!("m{i}")) })
+        .collect();
+    let sender = tokio::spawn({
+        let push = push.clone();
+        async move {
+            push.send_many(&mut queue).await.unwrap();
+            assert!(queue.is_empty());
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < n {
+        let before = got.len();
+        let taken = tokio::time::timeout(Duration::from_secs(10), pull.recv_many(&mut got, 100))
+            .await
+            .expect("timed out")
+            .unwrap();
+        assert!((1..=100).contains(&taken) && got.len() == before + taken);
+    }
+    sender.await.unwrap();
+    for (i, m) in got.iter().enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(strings(m), ["multi", "part"]);
+        } else {
+            assert_eq!(strings(m), [format!("m{i}")]);
+        }
+    }
+    assert!(matches!(pull.try_recv_many(&mut got, 10), Err(Error::WouldBlock)));
+}
+
+/// `try_send_many` stops at the high-water mark and leaves the rest queued; a message the socket
+/// refuses stays at the front with its error, after those before it were sent.
+#[tokio::test]
+async fn try_send_many_stops_at_the_first_message_that_cannot_go() {
+    let push = Socket::with_options(SocketType::Push, Options { send_hwm: 5, ..Options::default() }).unwrap();
+    push.connect("tcp://127.0.0.1:9").unwrap(); // nobody there: messages wait in the peer's queue
+    let mut queue: std::collections::VecDeque<Msg> = (0..8).map(|i| Msg::from(format!("{i}"))).collect();
+    assert_eq!(push.try_send_many(&mut queue).unwrap(), 5);
+    assert_eq!(queue.len(), 3);
+    assert_eq!(strings(&queue[0]), ["5"]);
+
+    let router =
+        Socket::with_options(SocketType::Router, Options { router_mandatory: true, ..Options::default() })
+            .unwrap();
+    let mut queue: std::collections::VecDeque<Msg> = [msg(&["nobody", "x"]), msg(&["nobody", "y"])].into();
+    assert!(matches!(router.try_send_many(&mut queue), Err(Error::HostUnreachable(_))));
+    assert_eq!(queue.len(), 2, "the refused message stays at the front");
+}

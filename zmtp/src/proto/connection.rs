@@ -597,6 +597,20 @@ impl Connection {
             }
             return self.handle_command(command);
         }
+        if !flags.has_more() && self.partial.is_empty() {
+            // A one-frame message, the common case: no frame list to allocate.
+            self.stats.messages_received += 1;
+            if self.config.socket_type.accepts_subscriptions() {
+                // RFC 23 (3.0): a subscription is a message whose first octet is 1 (subscribe) or 0
+                // (cancel). libzmq accepts this form from 3.1 peers too (A-S1), and so do we.
+                match body.first() {
+                    Some(1) => return Ok(Step::Event(Event::Subscribe(body.slice(1..)))),
+                    Some(0) => return Ok(Step::Event(Event::Cancel(body.slice(1..)))),
+                    _ => {}
+                }
+            }
+            return Ok(Step::Event(Event::Message(Msg::from(body))));
+        }
         self.partial_bytes += body.len() as u64;
         self.partial.push(body);
         if flags.has_more() {
@@ -605,16 +619,6 @@ impl Connection {
         self.partial_bytes = 0;
         let frames = std::mem::take(&mut self.partial);
         self.stats.messages_received += 1;
-        if self.config.socket_type.accepts_subscriptions() && frames.len() == 1 {
-            // RFC 23 (3.0): a subscription is a message whose first octet is 1 (subscribe) or 0 (cancel).
-            // libzmq accepts this form from 3.1 peers too (A-S1), and so do we.
-            let first = &frames[0];
-            match first.first() {
-                Some(1) => return Ok(Step::Event(Event::Subscribe(first.slice(1..)))),
-                Some(0) => return Ok(Step::Event(Event::Cancel(first.slice(1..)))),
-                _ => {}
-            }
-        }
         Ok(Step::Event(Event::Message(Msg::from(frames))))
     }
 

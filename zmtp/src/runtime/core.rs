@@ -238,11 +238,39 @@ impl Shared {
 
     /// Routes `msg`, or registers `waker` (if any) to be woken when it may succeed.
     pub(crate) fn send(&self, msg: Msg, waker: Option<&Waker>) -> SendOutcome {
+        self.send_locked(&mut self.lock(), msg, waker)
+    }
+
+    /// Routes messages from the front of `queue` under one lock, until it is empty or one cannot be
+    /// queued now (it stays at the front; `waker`, if any, is registered) or is refused (it stays at
+    /// the front and its error is returned). Returns how many were routed.
+    pub(crate) fn send_batch(
+        &self,
+        queue: &mut VecDeque<Msg>,
+        waker: Option<&Waker>,
+    ) -> Result<usize, Error> {
+        let mut core = self.lock();
+        let mut sent = 0;
+        while let Some(msg) = queue.pop_front() {
+            match self.send_locked(&mut core, msg, waker) {
+                SendOutcome::Done => sent += 1,
+                SendOutcome::Blocked(msg) => {
+                    queue.push_front(msg);
+                    break;
+                }
+                SendOutcome::Failed(e, msg) => {
+                    queue.push_front(msg);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    fn send_locked(&self, core: &mut Core, msg: Msg, waker: Option<&Waker>) -> SendOutcome {
         if msg.is_empty() {
             return SendOutcome::Failed(Error::InvalidMessage("a message needs at least one frame"), msg);
         }
-        let mut core = self.lock();
-        let core = &mut *core;
         if core.closing.is_some() {
             return SendOutcome::Failed(Error::Closed, msg);
         }
@@ -297,8 +325,35 @@ impl Shared {
 
     /// The next message in fair-queue order, or `Ok(None)` after registering `waker` (if any).
     pub(crate) fn recv(&self, waker: Option<&Waker>) -> Result<Option<Msg>, Error> {
+        Self::recv_locked(&mut self.lock(), waker)
+    }
+
+    /// Up to `max` messages in fair-queue order under one lock, appended to `out`: how many. With none
+    /// to take, `Ok(0)` after registering `waker` (if any).
+    pub(crate) fn recv_batch(
+        &self,
+        out: &mut Vec<Msg>,
+        max: usize,
+        waker: Option<&Waker>,
+    ) -> Result<usize, Error> {
         let mut core = self.lock();
-        let core = &mut *core;
+        let mut taken = 0;
+        while taken < max {
+            // The waker is registered only if nothing at all was taken.
+            match Self::recv_locked(&mut core, if taken == 0 { waker } else { None }) {
+                Ok(Some(msg)) => {
+                    out.push(msg);
+                    taken += 1;
+                }
+                Ok(None) => break,
+                Err(e) if taken == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(taken)
+    }
+
+    fn recv_locked(core: &mut Core, waker: Option<&Waker>) -> Result<Option<Msg>, Error> {
         core.pattern.check_recv()?;
         if let Some(notice) = core.pattern.poll_notice() {
             return Ok(Some(notice));

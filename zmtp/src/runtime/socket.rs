@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -288,6 +289,73 @@ impl Socket {
             SendOutcome::Done => Ok(()),
             SendOutcome::Blocked(msg) => Err(SendError { error: Error::WouldBlock, msg }),
             SendOutcome::Failed(error, msg) => Err(SendError { error, msg }),
+        }
+    }
+
+    /// Sends, in order, the messages at the front of `queue` that can be queued now, taking the socket's
+    /// lock once for all of them (the batch form of [`Socket::try_send`]): how many were sent. It
+    /// stops at a message that would have to wait, which stays at the front of `queue`. A message the
+    /// socket refuses also stays at the front, and its error is returned (those before it were sent).
+    pub fn try_send_many(&self, queue: &mut VecDeque<Msg>) -> Result<usize> {
+        self.shared().send_batch(queue, None)
+    }
+
+    /// Sends every message of `queue` in order, waiting for room as [`Socket::send`] does, taking the
+    /// socket's lock once per batch rather than once per message. Cancel-safe: what was not sent stays
+    /// in `queue`. With `send_timeout` set, a wait longer than it ends with [`Error::WouldBlock`] and
+    /// the unsent messages in `queue`; a refused message stays at the front and its error is returned.
+    pub async fn send_many(&self, queue: &mut VecDeque<Msg>) -> Result<()> {
+        tokio::task::coop::consume_budget().await;
+        let shared = self.shared();
+        let attempt = poll_fn(|cx| match shared.send_batch(queue, Some(cx.waker())) {
+            Ok(_) if queue.is_empty() => Poll::Ready(Ok(())),
+            Ok(_) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        });
+        match shared.options.send_timeout {
+            None => attempt.await,
+            Some(t) if t.is_zero() => {
+                drop(attempt);
+                self.try_send_many(queue)?;
+                if queue.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::WouldBlock)
+                }
+            }
+            Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or(Err(Error::WouldBlock)),
+        }
+    }
+
+    /// Receives up to `max` messages, appending them to `out`, waiting up to `recv_timeout` for the
+    /// first: how many. The batch form of [`Socket::recv`]: the socket's lock is taken once for all of
+    /// them. Cancel-safe.
+    pub async fn recv_many(&self, out: &mut Vec<Msg>, max: usize) -> Result<usize> {
+        tokio::task::coop::consume_budget().await;
+        if max == 0 {
+            return Ok(0);
+        }
+        let shared = self.shared();
+        let attempt = poll_fn(|cx| match shared.recv_batch(out, max, Some(cx.waker())) {
+            Ok(0) => Poll::Pending,
+            other => Poll::Ready(other),
+        });
+        match shared.options.recv_timeout {
+            None => attempt.await,
+            Some(t) if t.is_zero() => {
+                drop(attempt);
+                self.try_recv_many(out, max)
+            }
+            Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or(Err(Error::WouldBlock)),
+        }
+    }
+
+    /// Takes up to `max` messages that are queued now, appending them to `out`: how many;
+    /// [`Error::WouldBlock`] if there are none.
+    pub fn try_recv_many(&self, out: &mut Vec<Msg>, max: usize) -> Result<usize> {
+        match self.shared().recv_batch(out, max, None)? {
+            0 if max > 0 => Err(Error::WouldBlock),
+            n => Ok(n),
         }
     }
 
