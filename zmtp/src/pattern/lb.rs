@@ -55,6 +55,14 @@ impl LoadBalancer {
         }
     }
 
+    /// The only peer, when exactly one is attached.
+    pub fn sole_peer(&self) -> Option<PeerId> {
+        match self.peers[..] {
+            [peer] => Some(peer),
+            _ => None,
+        }
+    }
+
     /// Whether no peer is attached.
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()

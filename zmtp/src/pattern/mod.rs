@@ -129,6 +129,18 @@ pub trait Pattern: Send + fmt::Debug {
     fn check_send(&self) -> Result<(), Error>;
     /// Whether receiving is allowed now.
     fn check_recv(&self) -> Result<(), Error>;
+    /// Whether received messages reach the application exactly as they were queued: receiving is
+    /// always allowed, [`Pattern::accept`] returns its message unchanged and there are never notices
+    /// (PULL, DEALER, PAIR). The runtime then hands over runs of queued messages in bulk.
+    fn passes_through(&self) -> bool {
+        false
+    }
+    /// The one peer every message goes to for as long as it has room, if the policy is a load
+    /// balancer with a single peer (PUSH, DEALER): the runtime then queues runs of messages to it in
+    /// bulk, exactly as routing them one by one would.
+    fn sole_route(&self) -> Option<PeerId> {
+        None
+    }
 }
 
 /// The policy for `socket_type`. `seed` feeds the generated identities and request ids.

@@ -30,6 +30,10 @@ impl Pattern for Push {
         self.lb.route(msg, peers)
     }
 
+    fn sole_route(&self) -> Option<PeerId> {
+        self.lb.sole_peer()
+    }
+
     /// A PUSH receives nothing; anything a peer sends is dropped.
     fn accept(&mut self, _: PeerId, _: Msg) -> Option<Msg> {
         None
@@ -69,6 +73,10 @@ impl Pattern for Pull {
 
     fn check_recv(&self) -> Result<(), Error> {
         Ok(())
+    }
+
+    fn passes_through(&self) -> bool {
+        true
     }
 }
 

@@ -174,6 +174,10 @@ impl Pattern for Dealer {
         self.lb.route(msg, peers)
     }
 
+    fn sole_route(&self) -> Option<PeerId> {
+        self.lb.sole_peer()
+    }
+
     fn accept(&mut self, _: PeerId, msg: Msg) -> Option<Msg> {
         Some(msg)
     }
@@ -184,6 +188,10 @@ impl Pattern for Dealer {
 
     fn check_recv(&self) -> Result<(), Error> {
         Ok(())
+    }
+
+    fn passes_through(&self) -> bool {
+        true
     }
 }
 

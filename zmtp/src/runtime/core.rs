@@ -250,7 +250,7 @@ impl Shared {
         waker: Option<&Waker>,
     ) -> Result<usize, Error> {
         let mut core = self.lock();
-        let mut sent = 0;
+        let mut sent = self.send_run(&mut core, queue);
         while let Some(msg) = queue.pop_front() {
             match self.send_locked(&mut core, msg, waker) {
                 SendOutcome::Done => sent += 1,
@@ -265,6 +265,31 @@ impl Shared {
             }
         }
         Ok(sent)
+    }
+
+    /// With a policy that sends everything to one peer for as long as it has room
+    /// ([`Pattern::sole_route`]), queues a run of messages from the front of `queue` to it at once,
+    /// waking its driver once: how many. What is left goes through [`Shared::send_locked`].
+    fn send_run(&self, core: &mut Core, queue: &mut VecDeque<Msg>) -> usize {
+        if self.options.conflate || core.closing.is_some() || core.pattern.check_send().is_err() {
+            return 0;
+        }
+        let Some(id) = core.pattern.sole_route() else { return 0 };
+        let (send_limit, bytes_limit) = (core.send_limit, core.bytes_limit);
+        let Some(peer) = core.peers.get_mut(&id) else { return 0 };
+        let mut sent = 0;
+        while peer.has_room(send_limit, bytes_limit) && queue.front().is_some_and(|m| !m.is_empty()) {
+            let Some(msg) = queue.pop_front() else { break };
+            peer.out_bytes += cost(&msg);
+            peer.out.push_back(msg);
+            sent += 1;
+        }
+        if sent > 0 {
+            if let Some(w) = peer.driver.take() {
+                w.wake();
+            }
+        }
+        sent
     }
 
     fn send_locked(&self, core: &mut Core, msg: Msg, waker: Option<&Waker>) -> SendOutcome {
@@ -338,6 +363,9 @@ impl Shared {
     ) -> Result<usize, Error> {
         let mut core = self.lock();
         let mut taken = 0;
+        if core.ready.len() == 1 && core.pattern.passes_through() {
+            taken += Self::take_run(&mut core, out, max);
+        }
         while taken < max {
             // The waker is registered only if nothing at all was taken.
             match Self::recv_locked(&mut core, if taken == 0 { waker } else { None }) {
@@ -351,6 +379,34 @@ impl Shared {
             }
         }
         Ok(taken)
+    }
+
+    /// With one peer ready and a pattern that passes messages through unchanged, fair queueing has
+    /// nobody to alternate with: moves up to `max` of that peer's queued messages to `out` at once
+    /// (what [`Shared::recv_locked`] would hand over one by one): how many.
+    fn take_run(core: &mut Core, out: &mut Vec<Msg>, max: usize) -> usize {
+        let Some(&id) = core.ready.front() else { return 0 };
+        let Some(peer) = core.peers.get_mut(&id) else { return 0 };
+        let was_full = peer.inbox.len() >= core.recv_limit || peer.in_bytes >= core.bytes_limit;
+        let n = max.min(peer.inbox.len());
+        let bytes: usize = peer.inbox.iter().take(n).map(cost).sum();
+        out.extend(peer.inbox.drain(..n));
+        peer.in_bytes -= bytes.min(peer.in_bytes);
+        if was_full && n > 0 {
+            // Its driver stopped reading when the inbox filled: there is room again.
+            if let Some(w) = peer.driver.take() {
+                w.wake();
+            }
+        }
+        if peer.inbox.is_empty() {
+            peer.in_ready = false;
+            core.ready.pop_front();
+            if peer.gone {
+                core.peers.remove(&id);
+                core.pattern.forget(id);
+            }
+        }
+        n
     }
 
     fn recv_locked(core: &mut Core, waker: Option<&Waker>) -> Result<Option<Msg>, Error> {
@@ -566,7 +622,7 @@ impl Shared {
         &self,
         peer: PeerId,
         incoming: &mut VecDeque<Msg>,
-        outgoing: &mut Vec<Msg>,
+        outgoing: &mut VecDeque<Msg>,
         commands: &mut Vec<(bool, Bytes)>,
         out_budget: usize,
         waker: &Waker,
@@ -589,6 +645,14 @@ impl Shared {
                     incoming.push_back(newest);
                 }
             }
+            if p.inbox.is_empty() && incoming.len() <= core.recv_limit {
+                let bytes: usize = incoming.iter().map(cost).sum();
+                if bytes <= core.bytes_limit {
+                    // All of it fits the empty inbox: hand the whole queue over.
+                    std::mem::swap(&mut p.inbox, incoming);
+                    p.in_bytes = bytes;
+                }
+            }
             while p.inbox.len() < core.recv_limit && p.in_bytes < core.bytes_limit {
                 let Some(msg) = incoming.pop_front() else { break };
                 p.in_bytes += cost(&msg);
@@ -608,13 +672,18 @@ impl Shared {
         }
         if out_budget > 0 && !p.out.is_empty() {
             let was_full = p.out.len() >= core.send_limit || p.out_bytes >= core.bytes_limit;
+            if p.out_bytes <= out_budget && outgoing.is_empty() {
+                // All of it fits the budget: take the whole queue.
+                std::mem::swap(&mut p.out, outgoing);
+                p.out_bytes = 0;
+            }
             let mut taken = 0;
             while taken < out_budget {
                 let Some(msg) = p.out.pop_front() else { break };
                 let c = cost(&msg);
                 taken += c;
                 p.out_bytes -= c.min(p.out_bytes);
-                outgoing.push(msg);
+                outgoing.push_back(msg);
             }
             if was_full {
                 core.send_wakers.wake_all();

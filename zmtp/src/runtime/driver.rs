@@ -124,7 +124,7 @@ struct Driver<'a> {
     /// The attached peer (set at once for sessions, at the handshake otherwise).
     peer: Option<PeerId>,
     incoming: VecDeque<Msg>,
-    outgoing: Vec<Msg>,
+    outgoing: VecDeque<Msg>,
     /// Subscriptions to send, taken from the socket.
     commands: Vec<(bool, Bytes)>,
     inbox_full: bool,
@@ -163,7 +163,7 @@ pub(crate) async fn drive(
         slot,
         peer,
         incoming: VecDeque::new(),
-        outgoing: Vec::new(),
+        outgoing: VecDeque::new(),
         commands: Vec::new(),
         inbox_full: false,
         eof: false,
