@@ -341,7 +341,7 @@ pub async fn thr_receiver(tool: &'static str, socket_type: SocketType, a: Args) 
     let mut start = Instant::now();
     let mut rc = 0;
     // Batches of up to BATCH messages per lock of the socket (`recv_many`).
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = VecDeque::with_capacity(BATCH);
     'receiving: while received < count as u64 {
         batch.clear();
         let want = BATCH.min((count as u64 - received) as usize);

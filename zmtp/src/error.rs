@@ -12,7 +12,7 @@ use crate::runtime::endpoint::EndpointError;
 pub enum Error {
     /// The endpoint string is malformed or names an unknown transport (libzmq: `EINVAL`, `EPROTONOSUPPORT`).
     #[error(transparent)]
-    InvalidEndpoint(#[from] EndpointError),
+    InvalidEndpoint(Box<EndpointError>),
     /// Binding failed (address in use, permission, no such interface…) (libzmq: `EADDRINUSE`, …).
     #[error("cannot bind {endpoint}: {source}")]
     Bind {
@@ -66,6 +66,14 @@ pub enum Error {
     /// `unbind`/`disconnect` named an endpoint the socket is not bound or connected to (libzmq: `ENOENT`).
     #[error("not bound or connected to {0}")]
     UnknownEndpoint(String),
+}
+
+impl From<EndpointError> for Error {
+    fn from(e: EndpointError) -> Self {
+        // Boxed: an endpoint error holds two strings, and every `Result<_, Error>` (and every
+        // `SendError`, which also carries a message) would otherwise be that large.
+        Error::InvalidEndpoint(Box::new(e))
+    }
 }
 
 /// A message that could not be sent, handed back with the reason (tokio's `mpsc::error::SendError`

@@ -9,9 +9,10 @@ use bytes::Bytes;
 /// Frames are [`Bytes`], so a message built from received data shares the connection's read buffer and
 /// a message handed to a connection for sending is never copied on its way to the transmit queue.
 ///
-/// A message of one frame, the common case, is held inline: making, sending, receiving and dropping it
-/// allocates nothing beyond its `Bytes` (a list is allocated only for a second frame, or when
-/// [`Msg::frames_mut`] or [`Msg::into_frames`] asks for one).
+/// A message of one or two frames (the common cases: a body, or a ROUTER's identity and a body) is
+/// held inline: making, sending, receiving and dropping it allocates nothing beyond its `Bytes` (a
+/// list is allocated only for a third frame, or when [`Msg::frames_mut`] or [`Msg::into_frames`] asks
+/// for one).
 #[derive(Clone, Default)]
 pub struct Msg {
     repr: Repr,
@@ -22,6 +23,7 @@ enum Repr {
     #[default]
     Empty,
     One(Bytes),
+    Two([Bytes; 2]),
     Many(Vec<Bytes>),
 }
 
@@ -45,7 +47,8 @@ impl Msg {
         let frame = frame.into();
         self.repr = match std::mem::take(&mut self.repr) {
             Repr::Empty => Repr::One(frame),
-            Repr::One(first) => Repr::Many(vec![first, frame]),
+            Repr::One(first) => Repr::Two([first, frame]),
+            Repr::Two([a, b]) => Repr::Many(vec![a, b, frame]),
             Repr::Many(mut frames) => {
                 frames.push(frame);
                 Repr::Many(frames)
@@ -58,7 +61,8 @@ impl Msg {
         let frame = frame.into();
         self.repr = match std::mem::take(&mut self.repr) {
             Repr::Empty => Repr::One(frame),
-            Repr::One(first) => Repr::Many(vec![frame, first]),
+            Repr::One(first) => Repr::Two([frame, first]),
+            Repr::Two([a, b]) => Repr::Many(vec![frame, a, b]),
             Repr::Many(mut frames) => {
                 frames.insert(0, frame);
                 Repr::Many(frames)
@@ -71,6 +75,7 @@ impl Msg {
         match &self.repr {
             Repr::Empty => &[],
             Repr::One(frame) => std::slice::from_ref(frame),
+            Repr::Two(frames) => frames,
             Repr::Many(frames) => frames,
         }
     }
@@ -80,12 +85,13 @@ impl Msg {
         self.repr = match std::mem::take(&mut self.repr) {
             Repr::Empty => Repr::Many(Vec::new()),
             Repr::One(frame) => Repr::Many(vec![frame]),
+            Repr::Two([a, b]) => Repr::Many(vec![a, b]),
             many => many,
         };
         match &mut self.repr {
             Repr::Many(frames) => frames,
             // Just made `Many` above.
-            Repr::Empty | Repr::One(_) => unreachable!("frames_mut made the list"),
+            Repr::Empty | Repr::One(_) | Repr::Two(_) => unreachable!("frames_mut made the list"),
         }
     }
 
@@ -94,6 +100,7 @@ impl Msg {
         match self.repr {
             Repr::Empty => Vec::new(),
             Repr::One(frame) => vec![frame],
+            Repr::Two([a, b]) => vec![a, b],
             Repr::Many(frames) => frames,
         }
     }
@@ -173,6 +180,7 @@ impl IntoIterator for Msg {
         IntoIter(match self.repr {
             Repr::Empty => IterRepr::One(None),
             Repr::One(frame) => IterRepr::One(Some(frame)),
+            Repr::Two(frames) => IterRepr::Two(frames.into_iter()),
             Repr::Many(frames) => IterRepr::Many(frames.into_iter()),
         })
     }
@@ -185,6 +193,7 @@ pub struct IntoIter(IterRepr);
 #[derive(Debug)]
 enum IterRepr {
     One(Option<Bytes>),
+    Two(std::array::IntoIter<Bytes, 2>),
     Many(std::vec::IntoIter<Bytes>),
 }
 
@@ -194,6 +203,7 @@ impl Iterator for IntoIter {
     fn next(&mut self) -> Option<Bytes> {
         match &mut self.0 {
             IterRepr::One(frame) => frame.take(),
+            IterRepr::Two(frames) => frames.next(),
             IterRepr::Many(frames) => frames.next(),
         }
     }
@@ -201,6 +211,7 @@ impl Iterator for IntoIter {
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = match &self.0 {
             IterRepr::One(frame) => usize::from(frame.is_some()),
+            IterRepr::Two(frames) => frames.len(),
             IterRepr::Many(frames) => frames.len(),
         };
         (n, Some(n))

@@ -951,7 +951,7 @@ async fn batches_keep_order_and_bounds() {
             assert!(queue.is_empty());
         }
     });
-    let mut got = Vec::new();
+    let mut got = std::collections::VecDeque::new();
     while got.len() < n {
         let before = got.len();
         let taken = tokio::time::timeout(Duration::from_secs(10), pull.recv_many(&mut got, 100))

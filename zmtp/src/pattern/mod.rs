@@ -29,6 +29,28 @@ pub mod subscriptions;
 /// A peer of one socket: a connection, or a connecting endpoint's queue. Never reused.
 pub type PeerId = u64;
 
+/// A hasher for [`PeerId`] keys: ids are sequential and never come from a peer, so no DoS-resistant
+/// hash is needed.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by [`PeerId`].
+pub(crate) type IdMap<V> = std::collections::HashMap<PeerId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// What a policy may ask about the socket's peers.
 pub trait PeerView {
     /// Whether `peer` is attached and its send queue has room for one more message.

@@ -200,7 +200,7 @@ impl Pattern for Dealer {
 #[derive(Debug)]
 pub struct Router {
     by_id: HashMap<Bytes, PeerId>,
-    by_peer: HashMap<PeerId, Bytes>,
+    by_peer: super::IdMap<Bytes>,
     mandatory: bool,
     handover: bool,
     /// The next generated id: `00` + this as 4 octets big-endian, as libzmq generates them.
@@ -210,7 +210,13 @@ pub struct Router {
 impl Router {
     /// A ROUTER policy (`ZMQ_ROUTER_MANDATORY`, `ZMQ_ROUTER_HANDOVER`); generated ids start at `seed`.
     pub fn new(mandatory: bool, handover: bool, seed: u32) -> Self {
-        Router { by_id: HashMap::new(), by_peer: HashMap::new(), mandatory, handover, next_generated: seed }
+        Router {
+            by_id: HashMap::new(),
+            by_peer: super::IdMap::default(),
+            mandatory,
+            handover,
+            next_generated: seed,
+        }
     }
 
     /// The routing id of `peer`, if attached.

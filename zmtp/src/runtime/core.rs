@@ -11,8 +11,7 @@
 //! queues are bounded (HWM in messages, plus a byte cap): a full send queue makes `send` wait or
 //! skip the peer, a full receive queue stops its driver reading from the network.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
@@ -38,25 +37,7 @@ fn cost(msg: &Msg) -> usize {
     msg.byte_len() + MSG_OVERHEAD + 32 * msg.len()
 }
 
-/// A hasher for small integer keys (peer ids are sequential; no untrusted input reaches it).
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type IdMap<V> = HashMap<PeerId, V, BuildHasherDefault<IdHasher>>;
+use crate::pattern::IdMap;
 
 /// Wakers of tasks waiting for one condition; stale ones (cancelled futures) are woken spuriously once.
 #[derive(Debug, Default)]
@@ -278,6 +259,19 @@ impl Shared {
         let (send_limit, bytes_limit) = (core.send_limit, core.bytes_limit);
         let Some(peer) = core.peers.get_mut(&id) else { return 0 };
         let mut sent = 0;
+        if peer.out.is_empty() && queue.len() <= send_limit && peer.has_room(send_limit, bytes_limit) {
+            let mut bytes = 0;
+            if queue.iter().all(|m| {
+                bytes += cost(m);
+                !m.is_empty()
+            }) && bytes <= bytes_limit
+            {
+                // All of it fits the empty queue: hand the whole batch over.
+                std::mem::swap(&mut peer.out, queue);
+                peer.out_bytes = bytes;
+                sent = peer.out.len();
+            }
+        }
         while peer.has_room(send_limit, bytes_limit) && queue.front().is_some_and(|m| !m.is_empty()) {
             let Some(msg) = queue.pop_front() else { break };
             peer.out_bytes += cost(&msg);
@@ -357,7 +351,7 @@ impl Shared {
     /// to take, `Ok(0)` after registering `waker` (if any).
     pub(crate) fn recv_batch(
         &self,
-        out: &mut Vec<Msg>,
+        out: &mut VecDeque<Msg>,
         max: usize,
         waker: Option<&Waker>,
     ) -> Result<usize, Error> {
@@ -370,7 +364,7 @@ impl Shared {
             // The waker is registered only if nothing at all was taken.
             match Self::recv_locked(&mut core, if taken == 0 { waker } else { None }) {
                 Ok(Some(msg)) => {
-                    out.push(msg);
+                    out.push_back(msg);
                     taken += 1;
                 }
                 Ok(None) => break,
@@ -384,14 +378,20 @@ impl Shared {
     /// With one peer ready and a pattern that passes messages through unchanged, fair queueing has
     /// nobody to alternate with: moves up to `max` of that peer's queued messages to `out` at once
     /// (what [`Shared::recv_locked`] would hand over one by one): how many.
-    fn take_run(core: &mut Core, out: &mut Vec<Msg>, max: usize) -> usize {
+    fn take_run(core: &mut Core, out: &mut VecDeque<Msg>, max: usize) -> usize {
         let Some(&id) = core.ready.front() else { return 0 };
         let Some(peer) = core.peers.get_mut(&id) else { return 0 };
         let was_full = peer.inbox.len() >= core.recv_limit || peer.in_bytes >= core.bytes_limit;
         let n = max.min(peer.inbox.len());
-        let bytes: usize = peer.inbox.iter().take(n).map(cost).sum();
-        out.extend(peer.inbox.drain(..n));
-        peer.in_bytes -= bytes.min(peer.in_bytes);
+        if n == peer.inbox.len() && out.is_empty() {
+            // Everything queued is wanted: hand the whole queue over.
+            std::mem::swap(&mut peer.inbox, out);
+            peer.in_bytes = 0;
+        } else {
+            let bytes: usize = peer.inbox.iter().take(n).map(cost).sum();
+            out.extend(peer.inbox.drain(..n));
+            peer.in_bytes -= bytes.min(peer.in_bytes);
+        }
         if was_full && n > 0 {
             // Its driver stopped reading when the inbox filled: there is room again.
             if let Some(w) = peer.driver.take() {

@@ -330,7 +330,7 @@ impl Socket {
     /// Receives up to `max` messages, appending them to `out`, waiting up to `recv_timeout` for the
     /// first: how many. The batch form of [`Socket::recv`]: the socket's lock is taken once for all of
     /// them. Cancel-safe.
-    pub async fn recv_many(&self, out: &mut Vec<Msg>, max: usize) -> Result<usize> {
+    pub async fn recv_many(&self, out: &mut VecDeque<Msg>, max: usize) -> Result<usize> {
         tokio::task::coop::consume_budget().await;
         if max == 0 {
             return Ok(0);
@@ -352,7 +352,7 @@ impl Socket {
 
     /// Takes up to `max` messages that are queued now, appending them to `out`: how many;
     /// [`Error::WouldBlock`] if there are none.
-    pub fn try_recv_many(&self, out: &mut Vec<Msg>, max: usize) -> Result<usize> {
+    pub fn try_recv_many(&self, out: &mut VecDeque<Msg>, max: usize) -> Result<usize> {
         match self.shared().recv_batch(out, max, None)? {
             0 if max > 0 => Err(Error::WouldBlock),
             n => Ok(n),
