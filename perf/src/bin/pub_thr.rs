@@ -47,12 +47,18 @@ async fn run(endpoint: String, size: usize, count: usize, warmup: Duration) -> i
         2
     });
     let start = Instant::now();
-    for i in 0..count as u64 {
-        if let Err(e) = sock.send(Msg::from(data.clone())).await {
-            eprintln!("error: send {i}/{count}: {e}");
+    // Batches of up to BATCH messages per lock of the socket (`send_many`), clones of one `Bytes`.
+    let mut batch = std::collections::VecDeque::with_capacity(zmtp_perf::BATCH);
+    let mut queued: u64 = 0;
+    while queued < count as u64 {
+        let n = zmtp_perf::BATCH.min((count as u64 - queued) as usize);
+        batch.extend((0..n).map(|_| Msg::from(data.clone())));
+        if let Err(e) = sock.send_many(&mut batch).await {
+            eprintln!("error: send {}/{count}: {e}", queued + (n - batch.len()) as u64);
             return 2;
         }
-        wd.progress(i + 1);
+        queued += n as u64;
+        wd.progress(queued);
     }
     let elapsed = start.elapsed();
     wd.stop();

@@ -70,48 +70,51 @@ async fn run(endpoint: String, size: usize, count: usize, max: Duration) -> i32 
     let mut stop = Duration::ZERO;
     let mut end = "count";
     let mut rc = 0;
-    while received < count as u64 {
-        let msg = match sock.recv().await {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("error: recv {received}/{count}: {e}");
-                end = "error";
-                rc = 2;
-                break;
-            }
-        };
-        let f = msg.frames();
-        if f.first().is_none_or(|b| b.first().is_none_or(|&c| c == b'E')) {
-            if received > 0 {
-                stop = start.elapsed();
-                end = "end-marker";
-                break;
-            }
-            continue; // an earlier run's marker
-        }
-        if f.len() != 1 || f[0].len() != size || f[0][0] != b'D' {
-            eprintln!(
-                "error: bad message ({} frames, first of {} B; want 1 frame of {size} B starting with 'D')",
-                f.len(),
-                f[0].len()
-            );
-            end = "bad-message";
-            rc = 3;
+    // Batches of up to BATCH messages per lock of the socket (`recv_many`).
+    let mut batch = std::collections::VecDeque::with_capacity(zmtp_perf::BATCH);
+    'receiving: while received < count as u64 {
+        batch.clear();
+        let want = zmtp_perf::BATCH.min((count as u64 - received) as usize);
+        if let Err(e) = sock.recv_many(&mut batch, want).await {
+            eprintln!("error: recv {received}/{count}: {e}");
+            end = "error";
+            rc = 2;
             break;
         }
-        if received == 0 {
-            start = Instant::now();
-        } else if received % 64 == 0 {
-            stop = start.elapsed();
-            last.store(stop.as_nanos() as u64, Ordering::Relaxed);
-            if stop >= max {
-                received += 1;
-                wd.progress(received);
-                end = "time-limit";
-                break;
+        for msg in &batch {
+            let f = msg.frames();
+            if f.first().is_none_or(|b| b.first().is_none_or(|&c| c == b'E')) {
+                if received > 0 {
+                    stop = start.elapsed();
+                    end = "end-marker";
+                    break 'receiving;
+                }
+                continue; // an earlier run's marker
             }
+            if f.len() != 1 || f[0].len() != size || f[0][0] != b'D' {
+                eprintln!(
+                    "error: bad message ({} frames, first of {} B; want 1 frame of {size} B starting with 'D')",
+                    f.len(),
+                    f[0].len()
+                );
+                end = "bad-message";
+                rc = 3;
+                break 'receiving;
+            }
+            if received == 0 {
+                start = Instant::now();
+            } else if received % 64 == 0 {
+                stop = start.elapsed();
+                last.store(stop.as_nanos() as u64, Ordering::Relaxed);
+                if stop >= max {
+                    received += 1;
+                    wd.progress(received);
+                    end = "time-limit";
+                    break 'receiving;
+                }
+            }
+            received += 1;
         }
-        received += 1;
         wd.progress(received);
     }
     wd.stop();

@@ -157,6 +157,12 @@ pub trait Pattern: Send + fmt::Debug {
     fn passes_through(&self) -> bool {
         false
     }
+    /// The frame put in front of every message received from `peer`, when that is all
+    /// [`Pattern::accept`] does with them, receiving is always allowed and there are never notices
+    /// (ROUTER: the peer's routing id). The runtime then hands over runs of that peer's messages in bulk.
+    fn prefix_for(&self, _peer: PeerId) -> Option<Bytes> {
+        None
+    }
     /// The one peer every message goes to for as long as it has room, if the policy is a load
     /// balancer with a single peer (PUSH, DEALER): the runtime then queues runs of messages to it in
     /// bulk, exactly as routing them one by one would.

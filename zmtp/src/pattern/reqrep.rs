@@ -313,6 +313,10 @@ impl Pattern for Router {
         Some(msg)
     }
 
+    fn prefix_for(&self, peer: PeerId) -> Option<Bytes> {
+        self.by_peer.get(&peer).cloned()
+    }
+
     fn check_send(&self) -> Result<(), Error> {
         Ok(())
     }

@@ -357,8 +357,12 @@ impl Shared {
     ) -> Result<usize, Error> {
         let mut core = self.lock();
         let mut taken = 0;
-        if core.ready.len() == 1 && core.pattern.passes_through() {
-            taken += Self::take_run(&mut core, out, max);
+        if core.ready.len() == 1 {
+            if core.pattern.passes_through() {
+                taken += Self::take_run(&mut core, out, max, None);
+            } else if let Some(prefix) = core.ready.front().and_then(|&id| core.pattern.prefix_for(id)) {
+                taken += Self::take_run(&mut core, out, max, Some(prefix));
+            }
         }
         while taken < max {
             // The waker is registered only if nothing at all was taken.
@@ -375,15 +379,23 @@ impl Shared {
         Ok(taken)
     }
 
-    /// With one peer ready and a pattern that passes messages through unchanged, fair queueing has
-    /// nobody to alternate with: moves up to `max` of that peer's queued messages to `out` at once
-    /// (what [`Shared::recv_locked`] would hand over one by one): how many.
-    fn take_run(core: &mut Core, out: &mut VecDeque<Msg>, max: usize) -> usize {
+    /// With one peer ready and a pattern that passes messages through unchanged (or only prefixes them),
+    /// fair queueing has nobody to alternate with: moves up to `max` of that peer's queued messages to
+    /// `out` at once (what [`Shared::recv_locked`] would hand over one by one): how many. With
+    /// `prefix`, each message gets it as a first frame on the way ([`Pattern::prefix_for`]).
+    fn take_run(core: &mut Core, out: &mut VecDeque<Msg>, max: usize, prefix: Option<Bytes>) -> usize {
         let Some(&id) = core.ready.front() else { return 0 };
         let Some(peer) = core.peers.get_mut(&id) else { return 0 };
         let was_full = peer.inbox.len() >= core.recv_limit || peer.in_bytes >= core.bytes_limit;
         let n = max.min(peer.inbox.len());
-        if n == peer.inbox.len() && out.is_empty() {
+        if let Some(prefix) = prefix {
+            let bytes: usize = peer.inbox.iter().take(n).map(cost).sum();
+            out.extend(peer.inbox.drain(..n).map(|mut msg| {
+                msg.push_front(prefix.clone());
+                msg
+            }));
+            peer.in_bytes -= bytes.min(peer.in_bytes);
+        } else if n == peer.inbox.len() && out.is_empty() {
             // Everything queued is wanted: hand the whole queue over.
             std::mem::swap(&mut peer.inbox, out);
             peer.in_bytes = 0;

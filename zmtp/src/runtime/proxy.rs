@@ -212,6 +212,7 @@ async fn pump(
     steering: &Steering,
     counters: &Counters,
 ) -> Result<()> {
+    let mut batch = std::collections::VecDeque::with_capacity(BATCH);
     loop {
         while steering.paused.load(Ordering::SeqCst) {
             let resumed = steering.resumed.notified();
@@ -220,11 +221,17 @@ async fn pump(
             }
             resumed.await;
         }
-        let msg = from.recv().await?;
-        counters.add(&msg);
-        if let Some(capture) = capture {
-            let _ = capture.try_send(msg.clone());
+        // A batch per wake-up: one lock of each socket for up to BATCH messages.
+        from.recv_many(&mut batch, BATCH).await?;
+        for msg in &batch {
+            counters.add(msg);
+            if let Some(capture) = capture {
+                let _ = capture.try_send(msg.clone());
+            }
         }
-        to.send(msg).await?;
+        to.send_many(&mut batch).await?;
     }
 }
+
+/// Messages a proxy direction forwards per wake-up.
+const BATCH: usize = 256;
