@@ -305,7 +305,10 @@ impl Socket {
     /// in `queue`. With `send_timeout` set, a wait longer than it ends with [`Error::WouldBlock`] and
     /// the unsent messages in `queue`; a refused message stays at the front and its error is returned.
     pub async fn send_many(&self, queue: &mut VecDeque<Msg>) -> Result<()> {
-        tokio::task::coop::consume_budget().await;
+        // As many units of tokio's cooperative budget as one `send` per message would take (in
+        // steps): a publisher sending batches that never wait must still yield to its connection
+        // tasks before their queues overflow, or PUB drops nearly everything it sends.
+        consume_budget_for(queue.len()).await;
         let shared = self.shared();
         let attempt = poll_fn(|cx| match shared.send_batch(queue, Some(cx.waker())) {
             Ok(_) if queue.is_empty() => Poll::Ready(Ok(())),
@@ -331,7 +334,7 @@ impl Socket {
     /// first: how many. The batch form of [`Socket::recv`]: the socket's lock is taken once for all of
     /// them. Cancel-safe.
     pub async fn recv_many(&self, out: &mut VecDeque<Msg>, max: usize) -> Result<usize> {
-        tokio::task::coop::consume_budget().await;
+        consume_budget_for(max).await;
         if max == 0 {
             return Ok(0);
         }
@@ -555,4 +558,17 @@ fn with_jitter(wait: Duration) -> Duration {
     }
     let nanos = u64::from(random_u32()) % (jitter.as_nanos().min(u128::from(u64::MAX)) as u64).max(1);
     wait + Duration::from_nanos(nanos)
+}
+
+/// Messages per unit of tokio's cooperative budget taken by the batch calls: a task moving batches
+/// yields every 128 × this many messages, well under the default high-water mark of 1,000.
+const MSGS_PER_BUDGET_UNIT: usize = 4;
+
+/// Takes one unit of tokio's cooperative budget per [`MSGS_PER_BUDGET_UNIT`] of `messages` (at least
+/// one), yielding to the scheduler when the task's budget runs out, as a `send` or `recv` per message
+/// would.
+async fn consume_budget_for(messages: usize) {
+    for _ in 0..messages.div_ceil(MSGS_PER_BUDGET_UNIT).max(1) {
+        tokio::task::coop::consume_budget().await;
+    }
 }
