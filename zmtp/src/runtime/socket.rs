@@ -564,11 +564,15 @@ fn with_jitter(wait: Duration) -> Duration {
 /// yields every 128 × this many messages, well under the default high-water mark of 1,000.
 const MSGS_PER_BUDGET_UNIT: usize = 4;
 
+/// Most budget units one batch call takes: tokio's whole per-task budget (128), so a call yields at
+/// most once whatever the batch size.
+const MAX_BUDGET_UNITS: usize = 128;
+
 /// Takes one unit of tokio's cooperative budget per [`MSGS_PER_BUDGET_UNIT`] of `messages` (at least
-/// one), yielding to the scheduler when the task's budget runs out, as a `send` or `recv` per message
-/// would.
+/// one, at most [`MAX_BUDGET_UNITS`]), yielding to the scheduler when the task's budget runs out, as a
+/// `send` or `recv` per message would.
 async fn consume_budget_for(messages: usize) {
-    for _ in 0..messages.div_ceil(MSGS_PER_BUDGET_UNIT).max(1) {
+    for _ in 0..messages.div_ceil(MSGS_PER_BUDGET_UNIT).clamp(1, MAX_BUDGET_UNITS) {
         tokio::task::coop::consume_budget().await;
     }
 }
