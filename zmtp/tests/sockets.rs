@@ -969,6 +969,14 @@ async fn batches_keep_order_and_bounds() {
         }
     }
     assert!(matches!(pull.try_recv_many(&mut got, 10), Err(Error::WouldBlock)));
+    // An unbounded `max` takes what is there and returns.
+    push.send("last").await.unwrap();
+    got.clear();
+    let taken = tokio::time::timeout(Duration::from_secs(10), pull.recv_many(&mut got, usize::MAX))
+        .await
+        .expect("timed out")
+        .unwrap();
+    assert_eq!((taken, strings(&got[0])), (1, vec!["last".to_owned()]));
 }
 
 /// `try_send_many` stops at the high-water mark and leaves the rest queued; a message the socket
