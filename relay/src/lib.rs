@@ -306,31 +306,29 @@ impl Server {
         };
         tracing::info!(request_id = %Id(request_id), status = %status, "response received");
         self.stats.answered += 1;
-        self.send_reply(reply(envelope, request_id.clone(), status, &frames[4..]));
+        self.send_reply(envelope, request_id.clone(), status, &frames[4..]);
     }
 
     fn time_out(&mut self, request_id: Bytes, envelope: Vec<Bytes>) {
         tracing::warn!(request_id = %Id(&request_id), "request timed out");
         self.stats.timed_out += 1;
         let reason = format!("no response within {:?}", self.config.request_timeout);
-        self.send_reply(reply(envelope, request_id, "TIMEOUT", &[Bytes::from(reason)]));
+        self.send_reply(envelope, request_id, "TIMEOUT", &[Bytes::from(reason)]);
     }
 
     fn refuse(&mut self, envelope: Vec<Bytes>, request_id: Bytes, status: &'static str, reason: String) {
         tracing::info!(request_id = %Id(&request_id), status = %status, reason = %reason, "request refused");
         self.stats.refused += 1;
-        self.send_reply(reply(envelope, request_id, status, &[Bytes::from(reason)]));
+        self.send_reply(envelope, request_id, status, &[Bytes::from(reason)]);
     }
 
-    /// Sends a reply without ever waiting: a full or departed client loses it (counted).
-    fn send_reply(&mut self, frames: Vec<Bytes>) {
-        // Frame layout from `reply`: envelope…, "", 0x08, request_id, status, …
-        let at = frames.iter().position(|f| f.is_empty()).unwrap_or(0);
-        let request_id = frames.get(at + 2).cloned().unwrap_or_default();
-        let status = frames.get(at + 3).cloned().unwrap_or_default();
+    /// Sends the reply `envelope… "" 0x08 request_id status rest…` without ever waiting: a full or
+    /// departed client loses it (counted).
+    fn send_reply(&mut self, envelope: Vec<Bytes>, request_id: Bytes, status: &'static str, rest: &[Bytes]) {
+        let frames = reply(envelope, request_id.clone(), status, rest);
         match self.clients.try_send(frames) {
             Ok(()) => {
-                tracing::info!(request_id = %Id(&request_id), status = %String::from_utf8_lossy(&status), "response sent")
+                tracing::info!(request_id = %Id(&request_id), status = %status, "response sent")
             }
             Err(SendError { error: Error::HostUnreachable(_), .. }) => {
                 self.drop_message(DropKind::ClientGone, Id(&request_id))
