@@ -201,11 +201,15 @@ pub(crate) async fn closed_loop(
     let n_tickers = reqs.tickers.len();
     // Each client starts at its own ticker so distinct prefixes are loaded evenly.
     let mut ticker = client % n_tickers;
-    for _ in 0..window {
+    // The client's next request, advancing its sequence number and ticker.
+    let mut next_request = || {
         let (msg, _) = reqs.request(client, seq, ticker);
         seq += 1;
         ticker = (ticker + 1) % n_tickers;
-        if sock.send(msg).await.is_err() {
+        msg
+    };
+    for _ in 0..window {
+        if sock.send(next_request()).await.is_err() {
             return st;
         }
         st.sent += 1;
@@ -218,10 +222,7 @@ pub(crate) async fn closed_loop(
             let now = reqs.now_ns();
             st.on_reply(&msg, now, w.start, w.end);
             if now < w.end {
-                let (msg, _) = reqs.request(client, seq, ticker);
-                seq += 1;
-                ticker = (ticker + 1) % n_tickers;
-                if sock.send(msg).await.is_err() {
+                if sock.send(next_request()).await.is_err() {
                     return st;
                 }
                 st.sent += 1;
