@@ -140,3 +140,22 @@ fn read_buffer_reserves_by_bytes_arrived_not_by_the_announced_length() {
         assert_eq!(conn.poll_event(), None);
     }
 }
+
+#[test]
+fn a_large_frame_buffer_runs_at_most_64_kib_ahead_of_its_bytes() {
+    // A frame of 16 KiB or more is read into a buffer of its own size once `arrived × 2 + 64 KiB`
+    // covers it: a header alone may make us allocate up to 64 KiB, never more.
+    for (len, arrived, most) in [
+        (64 * 1024, 0, 64 * 1024),
+        (64 * 1024 + 1, 0, 0),
+        (1 << 20, 0, 0),
+        (1 << 20, 200 * 1024, 0),
+        (1 << 20, 480 * 1024, 1 << 20),
+    ] {
+        let mut input = handshake_bytes();
+        FrameHeader::data(len, false).encode(&mut input);
+        input.extend(std::iter::repeat_n(7u8, arrived));
+        let peak = feed(SocketType::Pull, &input, 1 << 20, Limits::default());
+        assert!(peak <= BASELINE + most + 2 * input.len(), "frame of {len}, {arrived} arrived: peak {peak}");
+    }
+}

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::body_pool;
 use super::command::{Command, MAX_PING_CONTEXT};
 use super::config::ConnectionConfig;
 use super::error::{ConnectionError, ProtocolError, SendError};
@@ -33,6 +34,23 @@ const MIN_READ: usize = 8 * 1024;
 /// Largest single reservation suggested for a read, so a large announced frame grows the buffer only
 /// as its bytes arrive.
 const MAX_READ: usize = 256 * 1024;
+/// Frames with a body at least this long are read into a buffer of their own (see
+/// [`Connection::read_buffer`]).
+const OWN_BUFFER_MIN: usize = body_pool::POOLED_MIN;
+/// How far a frame's own buffer may run ahead of the body octets that have arrived: it is allocated
+/// only once `arrived × 2 + OWN_BUFFER_AHEAD` covers the whole body, so a header alone makes us
+/// allocate at most this much (libzmq allocates the announced size, up to its maximum).
+const OWN_BUFFER_AHEAD: usize = 64 * 1024;
+/// The read that follows a frame read into its own buffer takes at most this much: enough for the
+/// next header and a little, so that if the next frame is large too, little of it is read into the
+/// ordinary buffer and copied over (a small read costs no more than the larger one it replaces).
+const AFTER_OWN_BUFFER_READ: usize = 64;
+/// Read block before the handshake completes: a greeting (64 octets) and a READY with a socket type
+/// and a short identity fit in one. Doubles as the octets arrive when they do not.
+const HANDSHAKE_READ: usize = 256;
+/// Room for our greeting and READY, reserved when the connection is created (instead of the transmit
+/// queue's first 4 KiB block).
+const HANDSHAKE_TRANSMIT: usize = 256;
 
 /// What the peer told us in its greeting and handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +142,16 @@ enum State {
     Closed,
 }
 
+/// A large frame being read into a buffer of its own (see [`Connection::read_buffer`]).
+#[derive(Debug)]
+struct OwnBufferFrame {
+    flags: FrameFlags,
+    /// The body's length (the header's, checked against the limits).
+    len: usize,
+    /// The octets of the body received so far, in a buffer with room for all of it.
+    body: BytesMut,
+}
+
 /// One ZMTP 3.x connection, either role, with no I/O.
 #[derive(Debug)]
 pub struct Connection {
@@ -132,6 +160,10 @@ pub struct Connection {
     local_metadata: Metadata,
     state: State,
     read_buf: BytesMut,
+    /// The large frame being read into a buffer of its own (while set, `read_buf` is empty).
+    own: Option<OwnBufferFrame>,
+    /// A frame read into its own buffer just completed and nothing was read since.
+    after_own: bool,
     /// Body octets still missing for the frame at the front of `read_buf` (0 when unknown).
     want: usize,
     transmit: TransmitQueue,
@@ -180,6 +212,7 @@ impl Connection {
     ) -> Connection {
         let mut transmit = TransmitQueue::new();
         transmit.set_inline_max(config.inline_body_max);
+        transmit.reserve_tail(HANDSHAKE_TRANSMIT);
         let greeting = Greeting {
             version: config.version,
             mechanism: mechanism.name(),
@@ -195,6 +228,8 @@ impl Connection {
             mechanism,
             state: State::Greeting,
             read_buf: BytesMut::new(),
+            own: None,
+            after_own: false,
             want: 0,
             transmit,
             events: VecDeque::new(),
@@ -224,7 +259,10 @@ impl Connection {
         if self.state == State::Closed || data.is_empty() {
             return;
         }
-        self.read_buf.extend_from_slice(data);
+        match &mut self.own {
+            Some(own) => own.body.extend_from_slice(data),
+            None => self.read_buf.extend_from_slice(data),
+        }
         self.note_traffic(now);
     }
 
@@ -241,7 +279,33 @@ impl Connection {
     /// Frames are zero-copy slices of these blocks, so a retained small message keeps its whole block
     /// (up to 256 KiB) alive: a socket that bounds its queues in bytes should count that, as libzmq's
     /// shared batch buffers have the same property.
+    ///
+    /// A frame whose body is at least 16 KiB is instead read into a buffer of its own, exactly the
+    /// body's size, once the octets that have arrived make that safe (arrived × 2 + 64 KiB covers the
+    /// body): the octets already buffered are copied over once, the rest is read straight into it, and
+    /// the frame is handed on without further copies. These buffers come from, and return to, a small
+    /// bounded pool, so large messages do not make the allocator map and unmap pages per burst. If more
+    /// than the body is put into that buffer (a caller writing past the room offered), the excess is
+    /// moved back to the ordinary read buffer.
+    ///
+    /// Until the handshake completes the buffer is a small block instead (see
+    /// [`Connection::handshake_read_buffer`]).
     pub fn read_buffer(&mut self) -> &mut BytesMut {
+        if self.own.is_some() {
+            return match &mut self.own {
+                Some(own) => &mut own.body,
+                None => &mut self.read_buf,
+            };
+        }
+        if self.after_own && self.read_buf.is_empty() {
+            if self.read_buf.capacity() != AFTER_OWN_BUFFER_READ {
+                self.read_buf = BytesMut::with_capacity(AFTER_OWN_BUFFER_READ);
+            }
+            return &mut self.read_buf;
+        }
+        if self.state != State::Ready {
+            return self.handshake_read_buffer();
+        }
         const LOW_WATER: usize = 1024;
         let spare = self.read_buf.capacity() - self.read_buf.len();
         let arrived = self.read_buf.len().max(usize::try_from(self.partial_bytes).unwrap_or(MAX_READ));
@@ -252,6 +316,48 @@ impl Connection {
         &mut self.read_buf
     }
 
+    /// [`Connection::read_buffer`] before the handshake completes: room is added only when under 64
+    /// octets are left, the larger of [`HANDSHAKE_READ`] and what is buffered (doubling as octets
+    /// arrive; never by an announced length). Many connections in handshake then hold a few hundred
+    /// octets each rather than 8 KiB, and so does the block the peer's metadata (slices of it) keeps
+    /// for the connection's life. The first read after the handshake moves to an 8 KiB block.
+    fn handshake_read_buffer(&mut self) -> &mut BytesMut {
+        if self.read_buf.capacity() - self.read_buf.len() < 64 {
+            self.read_buf.reserve(self.read_buf.len().max(HANDSHAKE_READ));
+        }
+        &mut self.read_buf
+    }
+
+    /// The transport has nothing to read now (a read would block) and the caller is about to wait:
+    /// an idle connection gives back its buffers, so that thousands of idle connections hold none.
+    ///
+    /// After the handshake, the read buffer is freed when it holds no undecoded octet, no message is
+    /// part-received, and no decoded frame still points into its block (freeing a shared block would
+    /// free nothing, and the next read would start a new block where the spare room of this one could
+    /// have served: a peer trickling small messages that wait in a queue would pin a block each). The
+    /// transmit queue's header block is freed when nothing is waiting to be written.
+    ///
+    /// Costs one allocation at the next read (or write): call it only once a read found nothing,
+    /// not after every read. A caller that can wait for readability without a buffer should do so
+    /// while [`Connection::buffered_input`] is 0, then call this, and take [`Connection::read_buffer`]
+    /// only once the transport is readable.
+    pub fn handle_idle(&mut self) {
+        if self.state != State::Ready {
+            return;
+        }
+        if self.read_buf.is_empty() && self.partial.is_empty() && self.read_buf.capacity() > 0 {
+            // Asking for one octet more than the spare room succeeds without allocating only if this
+            // handle is the block's sole owner and has consumed octets from it (so it may move back
+            // to the start). A block nothing was consumed from (reserved for a read that found
+            // nothing) fails the test and is kept: it is rare, and kept blocks are only ever reused.
+            let spare = self.read_buf.capacity();
+            if self.read_buf.try_reclaim(spare + 1) {
+                self.read_buf = BytesMut::new();
+            }
+        }
+        self.transmit.release_idle();
+    }
+
     /// Records that `n` bytes were read into [`Connection::read_buffer`] at `now`.
     pub fn handle_read(&mut self, now: Instant, n: usize) {
         if self.state == State::Closed {
@@ -259,6 +365,7 @@ impl Connection {
             return;
         }
         if n > 0 {
+            self.after_own = false;
             self.note_traffic(now);
         }
     }
@@ -328,7 +435,8 @@ impl Connection {
                 Ok(Step::Continue) => {}
                 Ok(Step::NeedInput) if self.eof => {
                     let error = if self.state == State::Ready {
-                        let mid_message = !self.partial.is_empty() || !self.read_buf.is_empty();
+                        let mid_message =
+                            !self.partial.is_empty() || !self.read_buf.is_empty() || self.own.is_some();
                         ConnectionError::PeerClosed { mid_message }
                     } else {
                         ConnectionError::PeerClosedDuringHandshake
@@ -460,7 +568,7 @@ impl Connection {
 
     /// Bytes received and not yet decoded.
     pub fn buffered_input(&self) -> usize {
-        self.read_buf.len()
+        self.read_buf.len() + self.own.as_ref().map_or(0, |own| own.body.len())
     }
 
     /// The configuration.
@@ -492,6 +600,7 @@ impl Connection {
         }
         self.state = State::Closed;
         self.read_buf = BytesMut::new();
+        self.own = None;
         self.partial = Vec::new();
         self.partial_bytes = 0;
         self.handshake_deadline = None;
@@ -536,6 +645,23 @@ impl Connection {
     /// Decodes the frame at the front of the read buffer, checking every limit against its header
     /// before any body octet is buffered.
     fn next_frame(&mut self) -> Result<Option<(FrameFlags, Bytes)>, ProtocolError> {
+        if let Some(own) = &mut self.own {
+            let Some(excess) = own.body.len().checked_sub(own.len) else {
+                self.want = own.len - own.body.len();
+                return Ok(None);
+            };
+            // Complete. Octets past the body (only if a caller wrote past the room offered) belong to
+            // the next frames: back to the ordinary buffer, which is empty while `own` is set.
+            if excess > 0 {
+                self.read_buf.extend_from_slice(&own.body[own.len..]);
+                own.body.truncate(own.len);
+            }
+            let flags = own.flags;
+            let body = self.own.take().map(|own| own.body).unwrap_or_default();
+            self.want = 0;
+            self.after_own = true;
+            return Ok(Some((flags, body_pool::freeze(body))));
+        }
         let Some((header, header_len)) = FrameHeader::decode(&self.read_buf)? else {
             self.want = 0;
             return Ok(None);
@@ -570,6 +696,14 @@ impl Connection {
         let available = self.read_buf.len() - header_len;
         if available < body_len {
             self.want = body_len - available;
+            if body_len >= OWN_BUFFER_MIN
+                && body_len <= available.saturating_mul(2).saturating_add(OWN_BUFFER_AHEAD)
+            {
+                let mut body = body_pool::take(body_len);
+                body.extend_from_slice(&self.read_buf[header_len..]);
+                self.read_buf.clear();
+                self.own = Some(OwnBufferFrame { flags: header.flags, len: body_len, body });
+            }
             return Ok(None);
         }
         self.want = 0;
@@ -659,6 +793,8 @@ impl Connection {
         }
         self.state = State::Ready;
         self.handshake_deadline = None;
+        // Only the handshake sends it.
+        self.local_metadata = Metadata::new();
         if self.version.is_some_and(Version::has_commands_3_1) {
             self.next_ping = deadline(self.last_input, self.config.heartbeat.active_interval());
         }

@@ -5,6 +5,7 @@
 //! The entry point is [`Connection`]; the codec types ([`Greeting`], [`FrameHeader`], [`Command`],
 //! [`Metadata`]) are public for tools, tests and fuzzers.
 
+mod body_pool;
 pub mod command;
 pub mod config;
 pub mod connection;

@@ -40,6 +40,26 @@ impl TransmitQueue {
         self.inline_max = inline_max;
     }
 
+    /// Makes room for `n` more octets of headers and commands, exactly (a connection's handshake
+    /// needs a few hundred octets, not a 4 KiB block).
+    pub(crate) fn reserve_tail(&mut self, n: usize) {
+        self.tail.reserve(n);
+    }
+
+    /// Frees the header block and the chunk list if nothing is waiting to be written (an idle
+    /// connection holds neither). The next message allocates them again.
+    pub(crate) fn release_idle(&mut self) {
+        if self.len != 0 {
+            return;
+        }
+        if self.tail.capacity() > 0 {
+            self.tail = BytesMut::new();
+        }
+        if self.chunks.capacity() > 0 {
+            self.chunks = VecDeque::new();
+        }
+    }
+
     /// Discards everything queued (the transport failed; nothing more can be written).
     pub(crate) fn clear_all(&mut self) {
         let n = self.len;

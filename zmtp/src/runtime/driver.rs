@@ -142,15 +142,19 @@ struct Driver<'a> {
 }
 
 /// Runs a connection to its end. `connection` has its greeting queued already.
-pub(crate) async fn drive(
-    shared: &Arc<Shared>,
+///
+/// Not an `async fn`: the driver is built here and moved into the future, which then holds it once.
+/// An `async fn` keeps its arguments (the stream and the connection, ~700 octets) in the future next
+/// to the driver built from them, for every idle connection's whole life.
+pub(crate) fn drive<'a>(
+    shared: &'a Arc<Shared>,
     stream: Stream,
     connection: Connection,
-    endpoint: &str,
+    endpoint: &'a str,
     slot: PeerSlot,
     handshake_guard: Option<HandshakeGuard>,
     endpoint_token: CancellationToken,
-) -> Outcome {
+) -> impl Future<Output = Outcome> + 'a {
     let peer = match slot {
         PeerSlot::Session(id) => Some(id),
         PeerSlot::AtHandshake { .. } => None,
@@ -175,14 +179,16 @@ pub(crate) async fn drive(
         handshake_guard,
         cancelled: Box::pin(endpoint_token.cancelled_owned()),
     };
-    let end = poll_fn(|cx| driver.poll(cx)).await;
-    if let Some(peer) = driver.peer {
-        match driver.slot {
-            PeerSlot::Session(_) => shared.set_connected(peer, false),
-            PeerSlot::AtHandshake { .. } => shared.remove_peer(peer),
+    async move {
+        let end = poll_fn(|cx| driver.poll(cx)).await;
+        if let Some(peer) = driver.peer {
+            match driver.slot {
+                PeerSlot::Session(_) => driver.shared.set_connected(peer, false),
+                PeerSlot::AtHandshake { .. } => driver.shared.remove_peer(peer),
+            }
         }
+        Outcome { end, handshaken: driver.handshaken }
     }
-    Outcome { end, handshaken: driver.handshaken }
 }
 
 impl Driver<'_> {
@@ -322,7 +328,17 @@ impl Driver<'_> {
             && !self.inbox_full
             && self.incoming.len() < DECODE_BATCH
             && self.conn.transmit().len() < TRANSMIT_HIGH;
-        if can_read {
+        // With nothing buffered, wait for readability before taking a read buffer: an idle
+        // connection then gives its buffers back (`handle_idle`) and holds none while it waits.
+        let idle =
+            can_read && self.conn.buffered_input() == 0 && self.stream.poll_read_ready(cx).is_pending();
+        if idle {
+            // Only once a whole round found nothing to do: a sender that writes every round keeps
+            // its header block instead of freeing and allocating it again per round.
+            if !progress {
+                self.conn.handle_idle();
+            }
+        } else if can_read {
             let buf = self.conn.read_buffer();
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf) {
                 Poll::Ready(Ok(0)) => {

@@ -25,7 +25,7 @@ use crate::runtime::transport::TransportOptions;
 
 /// Message bodies at most this long are copied into the write buffer rather than queued as their own
 /// iovec.
-const INLINE_BODY_MAX: usize = 64;
+const INLINE_BODY_MAX: usize = 512;
 
 /// A socket's options. Defaults are libzmq's unless stated (see `docs/differences.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,8 +190,11 @@ impl Options {
                 timeout: self.heartbeat_timeout,
                 ttl: self.heartbeat_ttl,
             });
-        // Bodies up to 64 octets are copied next to their header: one iovec instead of two per tiny
-        // message (measured: sender CPU -45%, 16 B ipc throughput +50%); larger bodies stay zero-copy.
+        // Bodies up to 512 octets are copied next to their header, so a batch of small messages is one
+        // contiguous iovec: the kernel copies a long segment far faster than it walks many short ones
+        // (measured, PUSH→PULL over tcp: 64 → 512 took 256 B messages from 3.3 M to 4.2–5.5 M msg/s;
+        // at 16 B, 64 had already cut sender CPU by 45%). Larger bodies stay zero-copy: at 1 KiB copying
+        // no longer paid (1024 measured no better than 512 for 1 KiB messages).
         config.inline_body_max = INLINE_BODY_MAX;
         if let Some(id) = &self.routing_id {
             config = config

@@ -66,3 +66,9 @@ pub fn peak_growth<S>(setup: impl FnOnce() -> S, run: impl FnOnce(S)) -> u64 {
     run(state);
     u64::try_from(PEAK.with(Cell::get) - base).unwrap()
 }
+
+/// Heap bytes this thread has allocated and not yet freed.
+#[allow(dead_code)]
+pub fn live_bytes() -> i64 {
+    LIVE.with(Cell::get)
+}

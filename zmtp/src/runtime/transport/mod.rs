@@ -31,6 +31,19 @@ pub(crate) enum Stream {
     Inproc(tokio::io::DuplexStream),
 }
 
+impl Stream {
+    /// Ready once a read may return data, end of stream or an error, without reading (so no buffer is
+    /// needed to wait: an idle connection holds none). Registers `cx` for read readiness when pending.
+    /// Inproc pipes cannot report readiness alone: always ready (the read itself then waits).
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Ipc(s) => s.poll_read_ready(cx),
+            Stream::Inproc(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
