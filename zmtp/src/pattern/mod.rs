@@ -111,6 +111,9 @@ pub trait Pattern: Send + fmt::Debug {
     fn forget(&mut self, _peer: PeerId) {}
     /// Decides where `msg` goes. Called only after [`Pattern::check_send`] passed.
     fn route(&mut self, msg: Msg, peers: &dyn PeerView) -> Route;
+    /// Hands back the (now used) peer list of a [`Route::Fanout`], so the next fan-out can reuse its
+    /// allocation instead of building a new list per message.
+    fn recycle_fanout(&mut self, _peers: Vec<PeerId>) {}
     /// A message taken from `peer`'s receive queue: what the application receives, or `None` to drop
     /// it. Called only after [`Pattern::check_recv`] passed.
     fn accept(&mut self, peer: PeerId, msg: Msg) -> Option<Msg>;

@@ -18,6 +18,9 @@ struct Publisher {
     peers: Vec<PeerId>,
     /// `ZMQ_INVERT_MATCHING`: send to the peers whose subscriptions do *not* match.
     invert: bool,
+    /// The last fan-out's peer list, handed back by the runtime for reuse (one allocation, not one
+    /// per message).
+    spare: Vec<PeerId>,
 }
 
 impl Publisher {
@@ -26,12 +29,14 @@ impl Publisher {
             subscriptions: Subscriptions::new(options.limits),
             peers: Vec::new(),
             invert: options.invert,
+            spare: Vec::new(),
         }
     }
 
-    fn route(&self, msg: Msg) -> Route {
-        let topic = msg.frames().first().cloned().unwrap_or_default();
-        let mut peers = self.subscriptions.matching_peers(&topic);
+    fn route(&mut self, msg: Msg) -> Route {
+        let mut peers = std::mem::take(&mut self.spare);
+        let topic = msg.frames().first().map_or(&[][..], |t| &t[..]);
+        self.subscriptions.matching_peers_into(topic, &mut peers);
         if self.invert {
             let matching = peers;
             peers = self.peers.iter().copied().filter(|p| matching.binary_search(p).is_err()).collect();
@@ -103,6 +108,10 @@ impl Pattern for Pub {
 
     fn route(&mut self, msg: Msg, _: &dyn PeerView) -> Route {
         self.publisher.route(msg)
+    }
+
+    fn recycle_fanout(&mut self, peers: Vec<PeerId>) {
+        self.publisher.spare = peers;
     }
 
     /// RFC 29: PUB "SHALL silently discard any messages received from subscribers".
@@ -263,6 +272,10 @@ impl Pattern for XPub {
 
     fn route(&mut self, msg: Msg, _: &dyn PeerView) -> Route {
         self.publisher.route(msg)
+    }
+
+    fn recycle_fanout(&mut self, peers: Vec<PeerId>) {
+        self.publisher.spare = peers;
     }
 
     fn accept(&mut self, _: PeerId, msg: Msg) -> Option<Msg> {

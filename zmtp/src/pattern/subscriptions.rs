@@ -186,10 +186,16 @@ impl Subscriptions {
     /// The distinct peers a message with first frame `topic` goes to, in ascending order.
     pub fn matching_peers(&self, topic: &[u8]) -> Vec<PeerId> {
         let mut peers = Vec::new();
+        self.matching_peers_into(topic, &mut peers);
+        peers
+    }
+
+    /// [`Subscriptions::matching_peers`] into `peers` (cleared first), reusing its allocation.
+    pub fn matching_peers_into(&self, topic: &[u8], peers: &mut Vec<PeerId>) {
+        peers.clear();
         self.for_each_match(topic, |p| peers.push(p));
         peers.sort_unstable();
         peers.dedup();
-        peers
     }
 
     /// Whether any peer holds a subscription that is a prefix of `topic` (O(topic length)).

@@ -320,7 +320,7 @@ impl Shared {
                     }
                     return SendOutcome::Blocked(msg);
                 }
-                for id in ids {
+                for &id in &ids {
                     match core.peers.get_mut(&id) {
                         Some(peer) if peer.has_room(core.send_limit, core.bytes_limit) => {
                             peer.queue_out(msg.clone(), self.options.conflate);
@@ -329,6 +329,7 @@ impl Shared {
                         _ => core.dropped += 1,
                     }
                 }
+                core.pattern.recycle_fanout(ids);
                 SendOutcome::Done
             }
             Route::Drop => SendOutcome::Done,
