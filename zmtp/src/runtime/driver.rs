@@ -128,6 +128,11 @@ struct Driver<'a> {
     /// Subscriptions to send, taken from the socket.
     commands: Vec<(bool, Bytes)>,
     inbox_full: bool,
+    /// The decoder reported everything it could from the octets read so far (its last `poll_event`
+    /// returned nothing). Reading waits for that: otherwise a peer sending many tiny messages could
+    /// fill the read buffer faster than one decode batch per round empties it, and it would grow
+    /// without bound.
+    decoded_all: bool,
     eof: bool,
     end: Option<End>,
     /// When ending: give up flushing at this instant.
@@ -170,6 +175,7 @@ pub(crate) fn drive<'a>(
         outgoing: VecDeque::new(),
         commands: Vec::new(),
         inbox_full: false,
+        decoded_all: true,
         eof: false,
         end: None,
         flush_deadline: None,
@@ -215,8 +221,12 @@ impl Driver<'_> {
 
         // 1. Decode what has been read, up to a batch.
         if self.end.is_none() {
+            self.decoded_all = false;
             while self.incoming.len() < DECODE_BATCH && !self.inbox_full {
-                let Some(event) = self.conn.poll_event() else { break };
+                let Some(event) = self.conn.poll_event() else {
+                    self.decoded_all = true;
+                    break;
+                };
                 progress = true;
                 match event {
                     Event::Message(msg) => self.incoming.push_back(msg),
@@ -324,6 +334,7 @@ impl Driver<'_> {
 
         // 5. Read, unless the socket cannot take more or we cannot write what we owe.
         let can_read = self.end.is_none()
+            && self.decoded_all
             && !self.eof
             && !self.inbox_full
             && self.incoming.len() < DECODE_BATCH
