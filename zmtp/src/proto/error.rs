@@ -212,9 +212,8 @@ impl ConnectionError {
     pub fn initiator(&self) -> Initiator {
         match self {
             // A size of 2^63 or more breaks the RFC itself: the peer's fault, not our limit.
-            ConnectionError::Protocol(ProtocolError::FrameTooLarge { max, .. })
-                if *max == super::frame::MAX_LONG_SIZE =>
-            {
+            // (2^63 - 1 is `frame::MAX_LONG_SIZE`, spelled out so that errors do not depend on frames.)
+            ConnectionError::Protocol(ProtocolError::FrameTooLarge { max, .. }) if *max == u64::MAX >> 1 => {
                 Initiator::Peer
             }
             ConnectionError::Protocol(ProtocolError::FrameTooLarge { .. })

@@ -65,7 +65,7 @@ pub struct FrameHeader {
 }
 
 /// Largest body a long frame may announce (RFC 23: "size ... 0 to 2^63-1").
-pub const MAX_LONG_SIZE: u64 = (1 << 63) - 1;
+pub const MAX_LONG_SIZE: u64 = u64::MAX >> 1;
 
 impl FrameHeader {
     /// A data frame header.
