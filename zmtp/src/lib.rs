@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 pub mod blocking;
+pub mod cert;
 pub mod error;
 pub mod message;
 pub mod pattern;
@@ -49,6 +50,8 @@ pub mod proto;
 pub mod runtime;
 
 pub use error::{Error, Result, SendError};
+pub use proto::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey};
+pub use runtime::auth;
 pub use message::Msg;
 pub use proto::SocketType;
 pub use runtime::endpoint::Endpoint;

@@ -266,6 +266,7 @@ fn peer_info(ty: Option<SocketType>, props: &[(&[u8], &[u8])]) -> PeerInfo {
         announced_version: Version::V3_1,
         socket_type: ty,
         metadata: md(props),
+        auth: None,
     }
 }
 
@@ -505,6 +506,7 @@ fn accepts_a_zmtp_3_0_peer_and_speaks_3_0_subscriptions_to_it() {
         announced_version: Version::V3_0,
         socket_type: Some(ty),
         metadata: md(&[(b"Socket-Type", ty.as_str().as_bytes())]),
+        auth: None,
     };
 
     let hb = HeartbeatConfig { interval: Some(Duration::from_secs(1)), ..HeartbeatConfig::default() };
@@ -551,6 +553,7 @@ fn accepts_higher_versions_as_3_1() {
                 announced_version: Version { major, minor },
                 socket_type: Some(SocketType::Pub),
                 metadata: md(&[(b"Socket-Type", b"PUB")]),
+                auth: None,
             })]
         );
         assert_eq!(c.version(), Some(Version::V3_1));

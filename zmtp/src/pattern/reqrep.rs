@@ -409,6 +409,7 @@ mod tests {
             announced_version: Version::V3_1,
             socket_type: Some(SocketType::Dealer),
             metadata,
+            auth: None,
         }
     }
 

@@ -138,6 +138,28 @@ impl Command {
         })
     }
 
+    /// Decodes a command of a mechanism's handshake that carries boxes rather than metadata (CURVE):
+    /// ERROR is parsed, every other command is kept as its name and data ([`Command::Other`]), READY
+    /// included.
+    ///
+    /// # Errors
+    /// As [`Command::decode`] for the name and for ERROR.
+    pub fn decode_raw(body: Bytes) -> Result<Command, ProtocolError> {
+        if body.get(..6) == Some(&b"\x05ERROR"[..]) {
+            return Command::decode(body);
+        }
+        let malformed = |what| ProtocolError::MalformedCommand { command: "?", what };
+        let name_len = usize::from(*body.first().ok_or_else(|| malformed("empty command body"))?);
+        if name_len == 0 {
+            return Err(malformed("zero-length command name"));
+        }
+        let name = body.get(1..1 + name_len).ok_or_else(|| malformed("command name runs past the end of the frame"))?;
+        if !name.iter().all(u8::is_ascii_alphabetic) {
+            return Err(malformed("command name is not ALPHA"));
+        }
+        Ok(Command::Other { name: body.slice(1..1 + name_len), data: body.slice(1 + name_len..) })
+    }
+
     /// The command body length (name size octet, name, data).
     pub fn body_len(&self) -> usize {
         let data = match self {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::mechanism::Security;
 use super::greeting::Version;
 use super::metadata::Metadata;
 use super::socket_type::SocketType;
@@ -105,6 +106,11 @@ pub struct ConnectionConfig {
     /// Bodies at most this long are copied next to their frame header rather than queued as their own
     /// chunk (default 0: never copy).
     pub inline_body_max: usize,
+    /// The security mechanism and our credentials (default NULL).
+    pub(crate) security: Security,
+    /// Whether the peer's credentials need a decision ([`crate::proto::Event::Authenticate`]) before
+    /// the handshake completes: servers of PLAIN and CURVE, and NULL, when an authenticator is set.
+    pub(crate) authenticate: bool,
 }
 
 impl ConnectionConfig {
@@ -123,7 +129,28 @@ impl ConnectionConfig {
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Self::DEFAULT_HANDSHAKE_TIMEOUT),
             inline_body_max: 0,
+            security: Security::Null,
+            authenticate: false,
         }
+    }
+
+    /// Sets the security mechanism and our credentials.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// The security mechanism and our credentials.
+    pub fn security_config(&self) -> &Security {
+        &self.security
+    }
+
+    /// Makes the handshake ask for a decision on the peer's credentials (servers, and NULL) before it
+    /// completes: the connection reports [`crate::proto::Event::Authenticate`] and waits for
+    /// [`crate::proto::Connection::handle_auth_reply`].
+    pub fn authenticate(mut self, authenticate: bool) -> Self {
+        self.authenticate = authenticate;
+        self
     }
 
     /// Our socket type.

@@ -143,6 +143,31 @@ pub enum ProtocolError {
         /// The peer's `Socket-Type` value as sent.
         theirs: Bytes,
     },
+    /// A CURVE box failed to open (wrong key, altered octets), or opened to content that is not what
+    /// the handshake requires (a cookie of another connection, a vouch for another server).
+    #[error("CURVE: {what}")]
+    Cryptographic {
+        /// Which box, or what was wrong with its content.
+        what: &'static str,
+    },
+    /// A CURVE short nonce did not increase: a replayed or reordered command (CVE-2014-7203).
+    #[error("CURVE nonce {nonce} does not follow {last}")]
+    InvalidSequence {
+        /// The nonce received.
+        nonce: u64,
+        /// The last nonce accepted in that direction.
+        last: u64,
+    },
+    /// A CURVE public key that would make the shared secret predictable (all zeros, small order,
+    /// not on the curve).
+    #[error("CURVE: weak {what}")]
+    WeakKey {
+        /// Which key.
+        what: &'static str,
+    },
+    /// A frame after a CURVE handshake that is not a MESSAGE (plain text where boxes must be).
+    #[error("CURVE: a frame after the handshake is not a MESSAGE")]
+    NotAMessage,
     /// The peer's `Identity` property is longer than 255 octets.
     #[error("identity of {len} bytes exceeds 255")]
     IdentityTooLong {
@@ -205,6 +230,20 @@ pub enum ConnectionError {
     /// The application closed the connection.
     #[error("closed locally")]
     LocallyClosed,
+    /// Our authenticator refused the peer's credentials (ZAP status 300, 400 or 500).
+    #[error("authentication refused: {status} {}", Escaped(text))]
+    AuthenticationFailed {
+        /// The status code (RFC 27).
+        status: u16,
+        /// The status text.
+        text: Bytes,
+    },
+    /// The operating system had no randomness for the CURVE handshake.
+    #[error("no randomness for the CURVE handshake")]
+    NoRandomness,
+    /// 2^64 - 1 CURVE messages were sent on this connection: a nonce is never reused.
+    #[error("CURVE nonces exhausted")]
+    NoncesExhausted,
 }
 
 impl ConnectionError {
@@ -222,7 +261,10 @@ impl ConnectionError {
             | ConnectionError::Protocol(ProtocolError::TooManyFrames { .. })
             | ConnectionError::HandshakeTimeout(_)
             | ConnectionError::HeartbeatTimeout(_)
-            | ConnectionError::LocallyClosed => Initiator::Local,
+            | ConnectionError::LocallyClosed
+            | ConnectionError::AuthenticationFailed { .. }
+            | ConnectionError::NoRandomness
+            | ConnectionError::NoncesExhausted => Initiator::Local,
             _ => Initiator::Peer,
         }
     }

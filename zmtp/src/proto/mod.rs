@@ -27,7 +27,7 @@ pub use error::{ConnectionError, Escaped, Initiator, ProtocolError, SendError};
 pub use frame::{FrameFlags, FrameHeader};
 pub use keys::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey, KeyError};
 pub use greeting::{Greeting, MechanismName, Version, GREETING_LEN};
-pub use mechanism::{HandshakeStatus, Mechanism, Null};
+pub use mechanism::{AuthReply, Credentials, Password, Security};
 pub use metadata::Metadata;
 pub use socket_type::SocketType;
 pub use transmit::TransmitQueue;

@@ -25,7 +25,8 @@ use super::monitor::SocketEventKind;
 use super::transport::Stream;
 use crate::message::Msg;
 use crate::pattern::{Attach, PeerDetails, PeerId};
-use crate::proto::{Connection, ConnectionError, Event, SocketType};
+use crate::proto::{AuthReply, Connection, ConnectionError, Credentials, Event, SocketType};
+use crate::runtime::auth::{AuthFuture, AuthRequest};
 
 /// Decode at most this many messages ahead of handing them to the socket.
 const DECODE_BATCH: usize = 1024;
@@ -144,6 +145,10 @@ struct Driver<'a> {
     handshake_guard: Option<HandshakeGuard>,
     /// Completes when the endpoint is unbound or disconnected.
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The peer's address, for the authenticator.
+    address: &'a str,
+    /// The authenticator's decision being awaited (the connection decodes nothing meanwhile).
+    auth: Option<AuthFuture>,
 }
 
 /// Runs a connection to its end. `connection` has its greeting queued already.
@@ -159,6 +164,7 @@ pub(crate) fn drive<'a>(
     slot: PeerSlot,
     handshake_guard: Option<HandshakeGuard>,
     endpoint_token: CancellationToken,
+    address: &'a str,
 ) -> impl Future<Output = Outcome> + 'a {
     let peer = match slot {
         PeerSlot::Session(id) => Some(id),
@@ -184,6 +190,8 @@ pub(crate) fn drive<'a>(
         timer_at: None,
         handshake_guard,
         cancelled: Box::pin(endpoint_token.cancelled_owned()),
+        address,
+        auth: None,
     };
     async move {
         let end = poll_fn(|cx| driver.poll(cx)).await;
@@ -219,6 +227,24 @@ impl Driver<'_> {
             self.finish(End::Local);
         }
 
+        // 0. The authenticator's decision, when one is awaited.
+        if let Some(auth) = &mut self.auth {
+            if let Poll::Ready(reply) = auth.as_mut().poll(cx) {
+                self.auth = None;
+                if !reply.is_allowed() {
+                    tracing::warn!(
+                        endpoint = self.endpoint,
+                        peer = self.address,
+                        status = reply.status,
+                        "authentication refused: {}",
+                        crate::proto::Escaped(&reply.status_text)
+                    );
+                }
+                self.conn.handle_auth_reply(reply);
+                progress = true;
+            }
+        }
+
         // 1. Decode what has been read, up to a batch.
         if self.end.is_none() {
             self.decoded_all = false;
@@ -231,6 +257,7 @@ impl Driver<'_> {
                 match event {
                     Event::Message(msg) => self.incoming.push_back(msg),
                     Event::HandshakeComplete(info) => self.on_handshake(&info),
+                    Event::Authenticate(credentials) => self.on_authenticate(credentials),
                     // The connection reports these only to PUB/XPUB sockets.
                     Event::Subscribe(topic) => self.on_subscription(topic, true),
                     Event::Cancel(topic) => self.on_subscription(topic, false),
@@ -411,6 +438,29 @@ impl Driver<'_> {
                 self.incoming.push_back(msg);
             }
         }
+    }
+
+    fn on_authenticate(&mut self, credentials: Credentials) {
+        let options = &self.shared.options;
+        let Some(authenticator) = &options.authenticator else {
+            // ZAP_ENFORCE_DOMAIN without an authenticator: fail closed (libzmq without a handler).
+            self.conn.handle_auth_reply(AuthReply::deny(500, "No authenticator"));
+            return;
+        };
+        // libzmq sends the IP alone for tcp peers ("127.0.0.1"), and the endpoint otherwise.
+        let address = match self.address.rsplit_once(':') {
+            Some((ip, port)) if port.parse::<u16>().is_ok() => {
+                ip.trim_start_matches("tcp://").trim_start_matches('[').trim_end_matches(']').to_owned()
+            }
+            _ => self.address.to_owned(),
+        };
+        let request = AuthRequest {
+            domain: options.zap_domain.clone(),
+            address,
+            routing_id: options.routing_id.clone().unwrap_or_default(),
+            credentials,
+        };
+        self.auth = Some(authenticator.0.authenticate(request));
     }
 
     fn on_handshake(&mut self, info: &crate::proto::PeerInfo) {

@@ -20,7 +20,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::proto::{ConnectionConfig, HeartbeatConfig, Limits, SocketType};
+use crate::proto::{
+    ConnectionConfig, CurvePublicKey, CurveSecretKey, HeartbeatConfig, Limits, Password, Security, SocketType,
+};
+use crate::runtime::auth::SharedAuthenticator;
 use crate::runtime::transport::TransportOptions;
 
 /// Message bodies at most this long are copied into the write buffer rather than queued as their own
@@ -127,6 +130,33 @@ pub struct Options {
     /// `ZMQ_HEARTBEAT_TTL`: the TTL announced in our PINGs (tenths of a second; keep below 65.6 s,
     /// which libzmq peers misread).
     pub heartbeat_ttl: Option<Duration>,
+
+    /// `ZMQ_CURVE_SERVER`: this socket is a CURVE server (needs `curve_secret_key`). Servers accept
+    /// any client key unless `authenticator` decides otherwise.
+    pub curve_server: bool,
+    /// `ZMQ_CURVE_PUBLICKEY`: our long-term public key (derived from the secret key when not given).
+    pub curve_public_key: Option<CurvePublicKey>,
+    /// `ZMQ_CURVE_SECRETKEY`: our long-term secret key (never shown by `Debug`).
+    pub curve_secret_key: Option<CurveSecretKey>,
+    /// `ZMQ_CURVE_SERVERKEY`: the server's public key; setting it makes this socket a CURVE client
+    /// (needs `curve_secret_key`).
+    pub curve_server_key: Option<CurvePublicKey>,
+    /// `ZMQ_PLAIN_SERVER`: this socket is a PLAIN server (RFC 24: user names and passwords travel in
+    /// clear text).
+    pub plain_server: bool,
+    /// `ZMQ_PLAIN_USERNAME`: setting it (or the password) makes this socket a PLAIN client.
+    pub plain_username: Option<Bytes>,
+    /// `ZMQ_PLAIN_PASSWORD` (never shown by `Debug`).
+    pub plain_password: Option<Password>,
+    /// `ZMQ_ZAP_DOMAIN`: the domain passed to the authenticator; for NULL sockets, setting it is what
+    /// makes the authenticator be asked (as libzmq).
+    pub zap_domain: String,
+    /// `ZMQ_ZAP_ENFORCE_DOMAIN`: with no authenticator set, a server that would ask one refuses every
+    /// peer instead of accepting it (fail closed).
+    pub zap_enforce_domain: bool,
+    /// Decides on peers' credentials (libzmq's ZAP handler, as a Rust interface): see
+    /// [`crate::auth`].
+    pub authenticator: Option<SharedAuthenticator>,
 }
 
 impl Default for Options {
@@ -168,6 +198,16 @@ impl Default for Options {
             heartbeat_interval: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,
+            curve_server: false,
+            curve_public_key: None,
+            curve_secret_key: None,
+            curve_server_key: None,
+            plain_server: false,
+            plain_username: None,
+            plain_password: None,
+            zap_domain: String::new(),
+            zap_enforce_domain: false,
+            authenticator: None,
         }
     }
 }
@@ -201,6 +241,10 @@ impl Options {
                 .identity(id.clone())
                 .map_err(|e| Error::InvalidOption { name: "ZMQ_ROUTING_ID", reason: e.to_string() })?;
         }
+        let security = self.security()?;
+        let asks = !matches!(security, Security::Null | Security::PlainClient { .. } | Security::CurveClient { .. })
+            || !self.zap_domain.is_empty();
+        config = config.security(security).authenticate(asks && (self.authenticator.is_some() || self.zap_enforce_domain));
         if self.heartbeat_ttl.is_some_and(|t| t >= Duration::from_millis(65_600)) {
             tracing::warn!(
                 "ZMQ_HEARTBEAT_TTL of {:?} or more is misread by libzmq peers (libzmq #4226)",
@@ -208,6 +252,57 @@ impl Options {
             );
         }
         Ok(config)
+    }
+
+    /// The mechanism and credentials the options select, checked.
+    fn security(&self) -> Result<Security, Error> {
+        let invalid = |name: &'static str, reason: &str| Error::InvalidOption { name, reason: reason.to_owned() };
+        let plain_client = self.plain_username.is_some() || self.plain_password.is_some();
+        let curve_client = self.curve_server_key.is_some();
+        let chosen = [self.curve_server, curve_client, self.plain_server, plain_client].iter().filter(|&&b| b).count();
+        if chosen > 1 {
+            return Err(invalid(
+                "ZMQ_CURVE_SERVER",
+                "choose one of CURVE server, CURVE client (CURVE_SERVERKEY), PLAIN server, PLAIN client",
+            ));
+        }
+        let long_term = |role: &str| -> Result<(CurvePublicKey, CurveSecretKey), Error> {
+            let secret = self
+                .curve_secret_key
+                .clone()
+                .ok_or_else(|| invalid("ZMQ_CURVE_SECRETKEY", &format!("a CURVE {role} needs its secret key")))?;
+            let public = secret.public_key();
+            if self.curve_public_key.is_some_and(|p| p != public) {
+                return Err(invalid("ZMQ_CURVE_PUBLICKEY", "does not match ZMQ_CURVE_SECRETKEY"));
+            }
+            Ok((public, secret))
+        };
+        if self.curve_server {
+            let (public, secret) = long_term("server")?;
+            return Ok(Security::CurveServer { public, secret });
+        }
+        if let Some(server) = self.curve_server_key {
+            if server.is_weak() {
+                return Err(invalid("ZMQ_CURVE_SERVERKEY", "is not a usable public key (weak or not on the curve)"));
+            }
+            let (public, secret) = long_term("client")?;
+            return Ok(Security::CurveClient { public, secret, server });
+        }
+        if self.plain_server {
+            return Ok(Security::PlainServer);
+        }
+        if plain_client {
+            let username = self.plain_username.clone().unwrap_or_default();
+            let password = self.plain_password.clone().unwrap_or_else(|| Password::new(Bytes::new()));
+            if username.len() > 255 {
+                return Err(invalid("ZMQ_PLAIN_USERNAME", "longer than 255 octets"));
+            }
+            if password.expose().len() > 255 {
+                return Err(invalid("ZMQ_PLAIN_PASSWORD", "longer than 255 octets"));
+            }
+            return Ok(Security::PlainClient { username, password });
+        }
+        Ok(Security::Null)
     }
 
     /// What the transports need.

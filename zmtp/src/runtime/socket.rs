@@ -434,7 +434,8 @@ async fn accept_loop(
                     let now = tokio::time::Instant::now().into_std();
                     let conn = Connection::new(shared2.config.clone(), now);
                     let slot = PeerSlot::AtHandshake { connect_routing_id: None };
-                    let outcome = drive(&shared2, stream, conn, &endpoint2, slot, Some(guard), token2).await;
+                    let outcome =
+                        drive(&shared2, stream, conn, &endpoint2, slot, Some(guard), token2, &peer_address).await;
                     report_end(&shared2, &endpoint2, &outcome, &peer_address);
                 });
             }
@@ -498,7 +499,7 @@ async fn session(
                     Some(id) => PeerSlot::Session(id),
                     None => PeerSlot::AtHandshake { connect_routing_id: routing_id.clone() },
                 };
-                let outcome = drive(&shared, stream, conn, &name, slot, None, token.clone()).await;
+                let outcome = drive(&shared, stream, conn, &name, slot, None, token.clone(), &name).await;
                 report_end(&shared, &name, &outcome, &name);
                 if outcome.handshaken {
                     interval = base;

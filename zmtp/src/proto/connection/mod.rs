@@ -27,7 +27,7 @@ use super::command::Command;
 use super::config::ConnectionConfig;
 use super::error::{ConnectionError, ProtocolError};
 use super::greeting::{mechanism_bytes, Greeting, Version};
-use super::mechanism::{HandshakeStatus, Mechanism, Null};
+use super::mechanism::{AuthReply, Completion, Credentials, CurveCipher, Handshake, HandshakeStatus};
 use super::metadata::Metadata;
 use super::socket_type::SocketType;
 use super::transmit::TransmitQueue;
@@ -50,9 +50,16 @@ pub struct PeerInfo {
     pub socket_type: Option<SocketType>,
     /// The peer's metadata as sent.
     pub metadata: Metadata,
+    /// What our authenticator said of the peer (its user id and metadata), when one was asked.
+    pub auth: Option<AuthReply>,
 }
 
 impl PeerInfo {
+    /// The user id our authenticator gave the peer (libzmq's `User-Id` message property), if any.
+    pub fn user_id(&self) -> Option<&Bytes> {
+        self.auth.as_ref().map(|a| &a.user_id).filter(|id| !id.is_empty())
+    }
+
     /// The `Identity` the peer announced, if any (possibly empty).
     pub fn identity(&self) -> Option<&Bytes> {
         self.metadata.identity()
@@ -79,6 +86,9 @@ pub enum Event {
     Subscribe(Bytes),
     /// The peer cancelled a subscription (CANCEL command, or a 3.0 `0x00` message).
     Cancel(Bytes),
+    /// The peer's credentials need a decision (the configuration asked for one): answer with
+    /// [`Connection::handle_auth_reply`]. Nothing more is decoded until then.
+    Authenticate(Credentials),
     /// The connection is over. Reported exactly once; flush [`Connection::transmit_mut`] (it may hold
     /// an ERROR for the peer), then close the transport.
     Closed(ConnectionError),
@@ -123,6 +133,8 @@ enum State {
     Greeting,
     /// Greetings exchanged; the mechanism's handshake is running.
     Handshake,
+    /// The handshake waits for a decision on the peer's credentials.
+    Authenticating,
     /// Messages may flow.
     Ready,
     /// Over; `Event::Closed` has been queued.
@@ -133,7 +145,9 @@ enum State {
 #[derive(Debug)]
 pub struct Connection {
     config: ConnectionConfig,
-    mechanism: Box<dyn Mechanism>,
+    handshake: Handshake,
+    /// The CURVE session once its handshake is complete: every frame is boxed.
+    cipher: Option<CurveCipher>,
     local_metadata: Metadata,
     state: State,
     read_buf: BytesMut,
@@ -180,25 +194,18 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection using the NULL mechanism, started at `now`. Our greeting is queued at once (RFC 23
-    /// allows waiting for the peer's first octets; sending everything up front can never deadlock).
+    /// A connection using the mechanism of `config` (NULL by default), started at `now`. Our greeting
+    /// is queued at once (RFC 23 allows waiting for the peer's first octets; sending everything up
+    /// front can never deadlock).
     pub fn new(config: ConnectionConfig, now: Instant) -> Connection {
-        Connection::with_mechanism(config, Box::new(Null::new()), now)
-    }
-
-    /// A connection using `mechanism`, started at `now`.
-    pub fn with_mechanism(
-        config: ConnectionConfig,
-        mechanism: Box<dyn Mechanism>,
-        now: Instant,
-    ) -> Connection {
+        let handshake = Handshake::new(&config.security, config.authenticate);
         let mut transmit = TransmitQueue::new();
         transmit.set_inline_max(config.inline_body_max);
         transmit.reserve_tail(HANDSHAKE_TRANSMIT);
         let greeting = Greeting {
             version: config.version,
-            mechanism: mechanism.name(),
-            as_server: mechanism.as_server(),
+            mechanism: config.security.mechanism(),
+            as_server: config.security.as_server(),
             // libzmq: the identity length + 1 as a 64-bit big-endian number (a ZMTP 1.0 length prefix).
             padding: (config.identity.len() as u64 + 1).to_be_bytes(),
         };
@@ -207,7 +214,8 @@ impl Connection {
             local_metadata: config.local_metadata(),
             handshake_deadline: deadline(now, config.handshake_timeout),
             config,
-            mechanism,
+            handshake,
+            cipher: None,
             state: State::Greeting,
             read_buf: BytesMut::new(),
             own: None,
@@ -271,7 +279,7 @@ impl Connection {
                 return Some(ev);
             }
             let step = match self.state {
-                State::Closed => return None,
+                State::Closed | State::Authenticating => return None,
                 State::Greeting => self.step_greeting(),
                 State::Handshake | State::Ready => self.step_frame(),
             };
@@ -386,12 +394,16 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
-        if let ConnectionError::Protocol(e) = &error {
+        // RFC 26: no ERROR for a bad MESSAGE, and none from a client; after a CURVE handshake
+        // nothing goes out in clear text.
+        let may_send_error = self.cipher.is_none() && self.handshake.may_send_error();
+        if let (ConnectionError::Protocol(e), true) = (&error, may_send_error) {
             if let Some(reason) = e.error_reason() {
                 self.queue_command(&Command::Error { reason: Bytes::from_static(reason.as_bytes()) });
             }
         }
         self.state = State::Closed;
+        self.cipher = None;
         self.read_buf = BytesMut::new();
         self.own = None;
         self.partial = Vec::new();
@@ -405,8 +417,21 @@ impl Connection {
         self.events.push_back(Event::Closed(error));
     }
 
-    fn queue_command(&mut self, cmd: &Command) {
-        self.transmit.write_with(cmd.encoded_len(), |b| cmd.encode(b));
+    pub(crate) fn queue_command(&mut self, cmd: &Command) {
+        let Some(cipher) = &mut self.cipher else {
+            self.transmit.write_with(cmd.encoded_len(), |b| cmd.encode(b));
+            return;
+        };
+        // After a CURVE handshake a command travels boxed, as a MESSAGE with COMMAND set.
+        let mut frame = Vec::with_capacity(cmd.encoded_len());
+        cmd.encode(&mut frame);
+        let body = &frame[cmd.encoded_len() - cmd.body_len()..];
+        match cipher.next_nonce() {
+            Ok(nonce) => self.transmit.write_with(CurveCipher::sealed_len(body.len()), |b| {
+                cipher.seal(nonce, false, true, &[body], b);
+            }),
+            Err(e) => self.fail(e),
+        }
     }
 
     fn step_greeting(&mut self) -> Result<Step, ConnectionError> {
@@ -416,40 +441,70 @@ impl Connection {
         self.read_buf.advance(greeting.encoded_len());
         // RFC 23: "If the mechanism that the peer received does not exactly match the mechanism it
         // sent, it MUST close the connection." Exact 20-octet compare (CVE-2014-7202).
-        if greeting.mechanism != self.mechanism.name() {
-            return Err(ProtocolError::MechanismMismatch {
-                ours: self.mechanism.name().as_str(),
-                theirs: mechanism_bytes(&greeting.mechanism),
-            }
-            .into());
+        let ours = self.config.security.mechanism();
+        if greeting.mechanism != ours {
+            return Err(
+                ProtocolError::MechanismMismatch { ours: ours.as_str(), theirs: mechanism_bytes(&greeting.mechanism) }
+                    .into(),
+            );
         }
-        self.mechanism.check_peer_as_server(greeting.as_server)?;
+        self.handshake.check_peer_as_server(self.config.security.as_server(), greeting.as_server)?;
         self.version = Some(Version::negotiate(self.config.version, greeting.version));
         self.announced_version = Some(greeting.version);
         self.state = State::Handshake;
         let mut out = Vec::new();
-        self.mechanism.start(&self.local_metadata, &mut out);
+        let started = self.handshake.start(&self.local_metadata, &mut out);
         for cmd in &out {
             self.queue_command(cmd);
         }
-        Ok(Step::Continue)
+        started.map(|()| Step::Continue)
     }
 
     /// Decodes the frame at the front of the read buffer, checking every limit against its header
 
     fn handle_handshake_command(&mut self, command: Command) -> Result<Step, ConnectionError> {
         let mut out = Vec::new();
-        let status = self.mechanism.handle_command(command, &self.local_metadata, &mut out);
+        let status = self.handshake.handle_command(command, &self.local_metadata, &mut out);
         for cmd in &out {
             self.queue_command(cmd);
         }
-        match status? {
-            HandshakeStatus::InProgress => Ok(Step::Continue),
-            HandshakeStatus::Complete(metadata) => self.complete_handshake(metadata).map(Step::Event),
+        self.handshake_status(status?).map(|ev| ev.map_or(Step::Continue, Step::Event))
+    }
+
+    /// Answers [`Event::Authenticate`]: the handshake goes on if `reply` allows the peer, and fails
+    /// with [`ConnectionError::AuthenticationFailed`] (after an ERROR with the status code to the
+    /// peer) if not. Ignored unless the connection is waiting for it. Then drain
+    /// [`Connection::poll_event`].
+    pub fn handle_auth_reply(&mut self, reply: AuthReply) {
+        if self.state != State::Authenticating {
+            return;
+        }
+        self.state = State::Handshake;
+        let mut out = Vec::new();
+        let status = self.handshake.handle_auth_reply(reply, &self.local_metadata, &mut out);
+        for cmd in &out {
+            self.queue_command(cmd);
+        }
+        match status.and_then(|s| self.handshake_status(s)) {
+            Ok(Some(ev)) => self.events.push_back(ev),
+            Ok(None) => {}
+            Err(e) => self.fail(e),
         }
     }
 
-    fn complete_handshake(&mut self, metadata: Metadata) -> Result<Event, ConnectionError> {
+    fn handshake_status(&mut self, status: HandshakeStatus) -> Result<Option<Event>, ConnectionError> {
+        match status {
+            HandshakeStatus::InProgress => Ok(None),
+            HandshakeStatus::Authenticate(credentials) => {
+                self.state = State::Authenticating;
+                Ok(Some(Event::Authenticate(credentials)))
+            }
+            HandshakeStatus::Complete(completion) => self.complete_handshake(*completion).map(Some),
+        }
+    }
+
+    fn complete_handshake(&mut self, completion: Completion) -> Result<Event, ConnectionError> {
+        let Completion { metadata, cipher, auth } = completion;
         let ours = self.config.socket_type;
         // RFC 23: "The peer SHOULD enforce that the other peer is using a valid socket type" and
         // "SHOULD handle errors by returning an ERROR command, and then disconnecting". A missing
@@ -473,6 +528,7 @@ impl Connection {
             }
         }
         self.state = State::Ready;
+        self.cipher = cipher;
         self.handshake_deadline = None;
         // Only the handshake sends it.
         self.local_metadata = Metadata::new();
@@ -486,6 +542,7 @@ impl Connection {
             announced_version: self.announced_version.unwrap_or(version),
             socket_type,
             metadata,
+            auth,
         };
         self.peer = Some(peer.clone());
         Ok(Event::HandshakeComplete(peer))

@@ -10,6 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::{Connection, Event, State, Step};
 use crate::message::Msg;
 use crate::proto::body_pool;
+use crate::proto::mechanism::MESSAGE_OVERHEAD;
 use crate::proto::command::{Command, MAX_PING_CONTEXT};
 use crate::proto::error::{ConnectionError, ProtocolError};
 use crate::proto::frame::{FrameFlags, FrameHeader};
@@ -179,9 +180,13 @@ impl Connection {
                 own.body.truncate(own.len);
             }
             let flags = own.flags;
-            let body = self.own.take().map(|own| own.body).unwrap_or_default();
+            let mut body = self.own.take().map(|own| own.body).unwrap_or_default();
             self.want = 0;
             self.after_own = true;
+            if self.cipher.is_some() {
+                let flags = self.open_message(&mut body)?;
+                return Ok(Some((flags, body_pool::freeze(body).slice(MESSAGE_OVERHEAD..))));
+            }
             return Ok(Some((flags, body_pool::freeze(body))));
         }
         let Some((header, header_len)) = FrameHeader::decode(&self.read_buf)? else {
@@ -230,8 +235,29 @@ impl Connection {
         }
         self.want = 0;
         self.read_buf.advance(header_len);
+        if self.cipher.is_some() {
+            let mut body = self.read_buf.split_to(body_len);
+            let flags = self.open_message(&mut body)?;
+            body.advance(MESSAGE_OVERHEAD);
+            return Ok(Some((flags, body.freeze())));
+        }
         let body = if body_len == 0 { Bytes::new() } else { self.read_buf.split_to(body_len).freeze() };
         Ok(Some((header.flags, body)))
+    }
+
+    /// Opens a CURVE MESSAGE in place (the frame's whole body): the plaintext is then
+    /// `body[MESSAGE_OVERHEAD..]`, and the flags returned are the boxed ones, never the outer frame's.
+    fn open_message(&mut self, body: &mut [u8]) -> Result<FrameFlags, ProtocolError> {
+        let Some(cipher) = &mut self.cipher else {
+            return Err(ProtocolError::NotAMessage);
+        };
+        let (more, command) = cipher.open(body)?;
+        let len = (body.len() - MESSAGE_OVERHEAD) as u64;
+        if command && len > self.config.limits.max_command_size {
+            return Err(ProtocolError::CommandTooLarge { len, max: self.config.limits.max_command_size });
+        }
+        let bits = if more { FrameFlags::MORE } else { 0 } | if command { FrameFlags::COMMAND } else { 0 };
+        Ok(FrameFlags::from_bits(bits))
     }
 
     pub(super) fn step_frame(&mut self) -> Result<Step, ConnectionError> {
@@ -247,10 +273,12 @@ impl Connection {
                 self.stats.commands_ignored += 1;
                 return Ok(Step::Continue);
             }
-            let command = Command::decode(body)?;
             if self.state == State::Handshake {
+                let command =
+                    if self.handshake.raw_commands() { Command::decode_raw(body)? } else { Command::decode(body)? };
                 return self.handle_handshake_command(command);
             }
+            let command = Command::decode(body)?;
             return self.handle_command(command);
         }
         if !flags.has_more() && self.partial.is_empty() {

@@ -1,76 +1,64 @@
 //! The NULL mechanism (RFC 23 §"The NULL Security Mechanism"): each side sends READY with its
-//! metadata and waits for the other's READY.
+//! metadata and waits for the other's READY. With an authenticator (a ZAP domain is set), the
+//! peer's READY is held until the authenticator allows it, as libzmq does.
 
-use super::{HandshakeStatus, Mechanism};
+use super::{unexpected, AuthReply, Completion, Credentials, HandshakeStatus};
 use crate::proto::command::Command;
-use crate::proto::error::{ConnectionError, ProtocolError};
-use crate::proto::greeting::MechanismName;
+use crate::proto::error::ConnectionError;
 use crate::proto::metadata::Metadata;
 
 /// The NULL handshake, in either role (it is symmetric).
-#[derive(Debug, Default)]
-pub struct Null {
-    state: NullState,
+#[derive(Debug)]
+pub(crate) struct Null {
+    state: State,
+    authenticate: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum NullState {
+#[derive(Debug)]
+enum State {
     /// Greeting not yet exchanged.
-    #[default]
     Start,
     /// Our READY is sent; waiting for the peer's.
     ExpectReady,
+    /// The peer's READY is held until the authenticator decides.
+    Authenticating(Metadata),
     /// Both READYs exchanged.
     Done,
 }
 
 impl Null {
-    /// A NULL handshake about to start.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl Mechanism for Null {
-    fn name(&self) -> MechanismName {
-        MechanismName::NULL
+    pub(crate) fn new(authenticate: bool) -> Self {
+        Null { state: State::Start, authenticate }
     }
 
-    fn as_server(&self) -> bool {
-        // RFC 23: "the as-server field MUST be zero" for NULL.
-        false
-    }
-
-    fn check_peer_as_server(&self, _peer_as_server: bool) -> Result<(), ProtocolError> {
-        // libzmq accepts as-server = 1 under NULL; so do we (reliability.md A-G11).
-        Ok(())
-    }
-
-    fn start(&mut self, local: &Metadata, out: &mut Vec<Command>) {
+    pub(crate) fn start(&mut self, local: &Metadata, out: &mut Vec<Command>) {
         // RFC 23: "The client sends READY ... The server replies with READY"; libzmq sends READY
         // from both sides without waiting, and so do we (no ordering deadlock is possible).
         out.push(Command::Ready(local.clone()));
-        self.state = NullState::ExpectReady;
+        self.state = State::ExpectReady;
     }
 
-    fn handle_command(
-        &mut self,
-        command: Command,
-        _local: &Metadata,
-        _out: &mut Vec<Command>,
-    ) -> Result<HandshakeStatus, ConnectionError> {
-        match (self.state, command) {
-            (NullState::ExpectReady, Command::Ready(md)) => {
-                self.state = NullState::Done;
-                Ok(HandshakeStatus::Complete(md))
+    pub(crate) fn handle_command(&mut self, command: Command) -> Result<HandshakeStatus, ConnectionError> {
+        match (std::mem::replace(&mut self.state, State::Done), command) {
+            (State::ExpectReady, Command::Ready(metadata)) if self.authenticate => {
+                self.state = State::Authenticating(metadata);
+                Ok(HandshakeStatus::Authenticate(Credentials::Null))
             }
-            // RFC 23: "The peer SHALL treat an incoming ERROR command as fatal".
-            (_, Command::Error { reason }) => Err(ConnectionError::PeerError { reason }),
-            (_, other) => Err(ProtocolError::UnexpectedCommand {
-                name: other.name_bytes(),
-                state: "during the NULL handshake",
+            (State::ExpectReady, Command::Ready(metadata)) => {
+                Ok(HandshakeStatus::Complete(Box::new(Completion { metadata, cipher: None, auth: None })))
             }
-            .into()),
+            (_, other) => Err(unexpected(&other, "during the NULL handshake")),
+        }
+    }
+
+    pub(crate) fn handle_auth_reply(&mut self, reply: AuthReply) -> Result<HandshakeStatus, ConnectionError> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Authenticating(metadata) => Ok(HandshakeStatus::Complete(Box::new(Completion {
+                metadata,
+                cipher: None,
+                auth: Some(reply),
+            }))),
+            _ => Err(unexpected(&Command::Other { name: "ZAP".into(), data: Default::default() }, "unasked")),
         }
     }
 }
