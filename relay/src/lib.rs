@@ -26,7 +26,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use zmtp::{Error, Msg, Options, SendError, Socket, SocketEventKind, SocketType};
+use zmtp::{Error, HandshakeFailure, Msg, Options, SendError, Socket, SocketEventKind, SocketType};
 
 pub use config::{Config, ConfigError, ConfigSource, LogFormat};
 use logging::{DropKind, Drops, Id, RateLimit};
@@ -377,40 +377,33 @@ fn log_work_subscription(msg: &Msg) {
     }
 }
 
-/// Whether a connection's end reason is an ordinary close rather than a fault worth a warning. A peer
-/// that connects and closes without a word is a port probe (a health check, a load balancer).
-fn is_ordinary_close(reason: &str) -> bool {
-    matches!(
-        reason,
-        "peer closed the connection"
-            | "closed locally"
-            | "peer closed the connection before the handshake completed"
-    )
-}
-
 /// Logs, at `warn` and rate-limited, the peers of `socket` that lose their connection to a protocol
-/// error, a failed handshake or a heartbeat timeout. Ends when the socket closes.
+/// error, a failed handshake or a heartbeat timeout. Ends when the socket closes. An ordinary close
+/// (the peer hung up, or a port probe that connects and closes without a word: a health check, a
+/// load balancer) is logged at `debug`.
 pub(crate) fn watch_peers(socket: &Socket, role: &'static str) {
     let mut monitor = socket.monitor();
     tokio::spawn(async move {
         let mut limit = RateLimit::new(20);
         let mut last_handshake_failure = None;
         while let Some(event) = monitor.recv().await {
-            let reason = match event.kind {
-                SocketEventKind::HandshakeFailed(reason) => {
-                    last_handshake_failure = Some(reason.clone());
-                    reason
+            let (ordinary, reason) = match event.kind {
+                SocketEventKind::HandshakeFailed(failure) => {
+                    let ordinary = matches!(&failure, HandshakeFailure::NoDetail(r) if r.is_ordinary());
+                    let shown = failure.to_string();
+                    last_handshake_failure = Some(failure);
+                    (ordinary, shown)
                 }
                 SocketEventKind::Disconnected(reason) => {
-                    if last_handshake_failure.take().as_ref() == Some(&reason) {
+                    if last_handshake_failure.take() == Some(HandshakeFailure::from_reason(&reason)) {
                         continue; // Already logged as the handshake failure.
                     }
-                    reason
+                    (reason.is_ordinary(), reason.to_string())
                 }
                 SocketEventKind::MonitorStopped => break,
                 _ => continue,
             };
-            if is_ordinary_close(&reason) {
+            if ordinary {
                 tracing::debug!(role = %role, reason = %reason, "peer disconnected");
             } else if let Some(suppressed) = limit.allow() {
                 tracing::warn!(role = %role, reason = %reason, suppressed, "peer disconnected");

@@ -96,7 +96,7 @@ fn watch_upstream(socket: &Socket, endpoint: String) {
                     tracing::info!(target: "relay", endpoint, "upstream connected")
                 }
                 SocketEventKind::Disconnected(reason) => {
-                    tracing::info!(target: "relay", endpoint, reason, "upstream disconnected")
+                    tracing::info!(target: "relay", endpoint, reason = %reason, "upstream disconnected")
                 }
                 SocketEventKind::ConnectDelayed(reason) => {
                     if let Some(suppressed) = unreachable.allow() {

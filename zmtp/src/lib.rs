@@ -50,12 +50,12 @@ pub mod proto;
 pub mod runtime;
 
 pub use error::{Error, Result, SendError};
-pub use proto::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey};
-pub use runtime::auth;
 pub use message::Msg;
 pub use proto::SocketType;
+pub use proto::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey};
+pub use runtime::auth;
 pub use runtime::endpoint::Endpoint;
-pub use runtime::monitor::{Monitor, SocketEvent, SocketEventKind};
+pub use runtime::monitor::{DisconnectReason, HandshakeFailure, Monitor, SocketEvent, SocketEventKind};
 pub use runtime::options::Options;
 pub use runtime::proxy::{proxy, proxy_steerable, ProxyStatistics};
 pub use runtime::socket::Socket;

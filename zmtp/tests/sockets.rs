@@ -380,7 +380,15 @@ async fn incompatible_socket_type_is_refused() {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
         if let zmtp::SocketEventKind::HandshakeFailed(reason) = ev.kind {
-            assert!(reason.contains("PULL") || reason.contains("socket type"), "{reason}");
+            assert!(
+                matches!(
+                    &reason,
+                    zmtp::HandshakeFailure::Protocol(
+                        zmtp::proto::ProtocolError::IncompatibleSocketType { .. }
+                    ) | zmtp::HandshakeFailure::PeerError(_)
+                ),
+                "{reason}"
+            );
             break;
         }
     }
@@ -525,7 +533,7 @@ async fn max_msg_size_disconnects_the_sender_of_a_larger_message() {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(5), mon.recv()).await.unwrap().unwrap();
         if let zmtp::SocketEventKind::Disconnected(reason) = ev.kind {
-            assert!(reason.contains("exceeds"), "{reason}");
+            assert!(reason.to_string().contains("exceeds"), "{reason}");
             break;
         }
     }

@@ -153,7 +153,9 @@ impl Command {
         if name_len == 0 {
             return Err(malformed("zero-length command name"));
         }
-        let name = body.get(1..1 + name_len).ok_or_else(|| malformed("command name runs past the end of the frame"))?;
+        let name = body
+            .get(1..1 + name_len)
+            .ok_or_else(|| malformed("command name runs past the end of the frame"))?;
         if !name.iter().all(u8::is_ascii_alphabetic) {
             return Err(malformed("command name is not ALPHA"));
         }

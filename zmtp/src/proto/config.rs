@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::mechanism::Security;
 use super::greeting::Version;
+use super::mechanism::Security;
 use super::metadata::Metadata;
 use super::socket_type::SocketType;
 

@@ -25,8 +25,8 @@ pub use config::{ConnectionConfig, HeartbeatConfig, InvalidIdentity, InvalidProp
 pub use connection::{Connection, Event, PeerInfo, Stats};
 pub use error::{ConnectionError, Escaped, Initiator, ProtocolError, SendError};
 pub use frame::{FrameFlags, FrameHeader};
-pub use keys::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey, KeyError};
 pub use greeting::{Greeting, MechanismName, Version, GREETING_LEN};
+pub use keys::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey, KeyError};
 pub use mechanism::{AuthReply, Credentials, Password, Security};
 pub use metadata::Metadata;
 pub use socket_type::SocketType;

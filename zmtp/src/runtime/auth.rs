@@ -150,7 +150,9 @@ impl IpNet {
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             // An IPv4 peer on a dual-stack listener arrives as ::ffff:a.b.c.d.
-            (IpAddr::V4(_), IpAddr::V6(ip)) => ip.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            (IpAddr::V4(_), IpAddr::V6(ip)) => {
+                ip.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4)))
+            }
             (IpAddr::V6(_), IpAddr::V4(_)) => false,
         }
     }
@@ -163,10 +165,16 @@ impl std::str::FromStr for IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+        let addr: IpAddr =
+            addr.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| format!("bad prefix length in {s:?}"))?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("bad prefix length in {s:?}"))?,
             None => max,
         };
         Ok(IpNet { addr, prefix })
@@ -230,7 +238,8 @@ impl AuthPolicy {
     pub fn plain_password_file(mut self, path: impl AsRef<Path>) -> Result<Self, PolicyError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PolicyError::Io { path: shown.clone(), source })?;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -241,7 +250,8 @@ impl AuthPolicy {
             if user.len() > 255 || password.len() > 255 {
                 return Err(bad());
             }
-            self.passwords.insert(Bytes::copy_from_slice(user.as_bytes()), Password::new(password.as_bytes().to_vec()));
+            self.passwords
+                .insert(Bytes::copy_from_slice(user.as_bytes()), Password::new(password.as_bytes().to_vec()));
         }
         Ok(self)
     }
@@ -359,7 +369,10 @@ mod tests {
         assert_eq!(policy.decide(&request("127.0.0.1", plain("", ""))).status, 400);
         assert!(policy.decide(&request("127.0.0.1", Credentials::Curve { public_key: key })).is_allowed());
         let other = crate::proto::CurveSecretKey::from_bytes([4; 32]).public_key();
-        assert_eq!(policy.decide(&request("127.0.0.1", Credentials::Curve { public_key: other })).status, 400);
+        assert_eq!(
+            policy.decide(&request("127.0.0.1", Credentials::Curve { public_key: other })).status,
+            400
+        );
         let allow = AuthPolicy::new().allow("127.0.0.1".parse().unwrap());
         assert!(allow.decide(&request("127.0.0.1", Credentials::Null)).is_allowed());
         assert!(!allow.decide(&request("127.0.0.2", Credentials::Null)).is_allowed());

@@ -21,7 +21,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::core::Shared;
-use super::monitor::SocketEventKind;
+use super::monitor::{DisconnectReason, SocketEventKind};
 use super::transport::Stream;
 use crate::message::Msg;
 use crate::pattern::{Attach, PeerDetails, PeerId};
@@ -57,13 +57,13 @@ pub(crate) enum End {
 }
 
 impl End {
-    /// Whether the handshake had completed.
-    pub(crate) fn describe(&self) -> String {
+    /// The reason as the monitor reports it.
+    pub(crate) fn reason(&self) -> DisconnectReason {
         match self {
-            End::Connection(e) => e.to_string(),
-            End::Io(e) => format!("i/o error: {e}"),
-            End::Refused(why) => format!("refused: {why}"),
-            End::Local => "closed locally".to_owned(),
+            End::Connection(e) => DisconnectReason::Connection(e.clone()),
+            End::Io(e) => DisconnectReason::Io { kind: e.kind(), message: e.to_string() },
+            End::Refused(why) => DisconnectReason::Refused(why),
+            End::Local => DisconnectReason::Local,
         }
     }
 
@@ -151,7 +151,8 @@ struct Driver<'a> {
     auth: Option<AuthFuture>,
 }
 
-/// Runs a connection to its end. `connection` has its greeting queued already.
+/// Runs a connection to its end. `connection` has its greeting queued already; `address` is the
+/// peer's (for the authenticator).
 ///
 /// Not an `async fn`: the driver is built here and moved into the future, which then holds it once.
 /// An `async fn` keeps its arguments (the stream and the connection, ~700 octets) in the future next
@@ -163,8 +164,7 @@ pub(crate) fn drive<'a>(
     endpoint: &'a str,
     slot: PeerSlot,
     handshake_guard: Option<HandshakeGuard>,
-    endpoint_token: CancellationToken,
-    address: &'a str,
+    (endpoint_token, address): (CancellationToken, &'a str),
 ) -> impl Future<Output = Outcome> + 'a {
     let peer = match slot {
         PeerSlot::Session(id) => Some(id),

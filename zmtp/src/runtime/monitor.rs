@@ -12,10 +12,13 @@
 //! # Ok(()) }
 //! ```
 
+use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+
+use crate::proto::{ConnectionError, Escaped, ProtocolError};
 
 /// Events buffered per monitor; when a monitor falls this far behind, further events are dropped and
 /// counted (a monitor must never grow memory without bound).
@@ -43,15 +46,121 @@ pub enum SocketEventKind {
     /// A listener was closed (`CLOSED`).
     Closed,
     /// A connection ended (`DISCONNECTED`), with the reason.
-    Disconnected(String),
+    Disconnected(DisconnectReason),
     /// The ZMTP handshake completed (`HANDSHAKE_SUCCEEDED`).
     HandshakeSucceeded,
-    /// The handshake failed with a protocol error (`HANDSHAKE_FAILED_PROTOCOL`) (including an
-    /// incompatible socket type), or before a protocol step (timeout, peer closed)
-    /// (`HANDSHAKE_FAILED_NO_DETAIL`); the reason as text.
-    HandshakeFailed(String),
+    /// The handshake failed (`HANDSHAKE_FAILED_NO_DETAIL`, `_PROTOCOL` or `_AUTH`): see
+    /// [`HandshakeFailure`].
+    HandshakeFailed(HandshakeFailure),
     /// The monitor is stopping: the socket closed (`MONITOR_STOPPED`).
     MonitorStopped,
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The protocol engine ended it: a protocol error, a timeout, an ERROR from the peer, the peer
+    /// closing, an authentication refusal.
+    Connection(ConnectionError),
+    /// The transport failed.
+    Io {
+        /// The error's kind.
+        kind: std::io::ErrorKind,
+        /// The error as text.
+        message: String,
+    },
+    /// Our socket refused the peer after its handshake (a duplicate routing id, PAIR already
+    /// taken).
+    Refused(&'static str),
+    /// Our socket closed it (close, unbind, disconnect, or a policy such as ROUTER handover).
+    Local,
+}
+
+impl DisconnectReason {
+    /// Whether this is an ordinary end rather than a fault: the peer closed (after or before its
+    /// handshake; a port probe does the latter), or we closed.
+    pub fn is_ordinary(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::Local
+                | DisconnectReason::Connection(
+                    ConnectionError::PeerClosed { mid_message: false }
+                        | ConnectionError::PeerClosedDuringHandshake
+                        | ConnectionError::LocallyClosed
+                )
+        )
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::Connection(e) => e.fmt(f),
+            DisconnectReason::Io { message, .. } => write!(f, "i/o error: {message}"),
+            DisconnectReason::Refused(why) => write!(f, "refused: {why}"),
+            DisconnectReason::Local => f.write_str("closed locally"),
+        }
+    }
+}
+
+/// Why a handshake failed, in libzmq's three classes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// `HANDSHAKE_FAILED_NO_DETAIL`: the handshake did not finish (timeout, peer closed, transport
+    /// error), with the reason.
+    NoDetail(DisconnectReason),
+    /// `HANDSHAKE_FAILED_PROTOCOL`: the peer broke the protocol (including a mechanism mismatch, an
+    /// incompatible socket type and a CURVE box that does not open: a wrong key).
+    Protocol(ProtocolError),
+    /// `HANDSHAKE_FAILED_AUTH`: credentials were refused, by our authenticator or by the peer's
+    /// (an ERROR with a ZAP status code), with the status code (300, 400 or 500).
+    Auth {
+        /// The ZAP status code.
+        status: u16,
+    },
+    /// The peer sent an ERROR that is not a status code.
+    PeerError(bytes::Bytes),
+}
+
+impl HandshakeFailure {
+    /// The class of failure `reason` is, for a handshake that did not complete.
+    pub fn from_reason(reason: &DisconnectReason) -> Self {
+        match reason {
+            DisconnectReason::Connection(ConnectionError::Protocol(e)) => {
+                HandshakeFailure::Protocol(e.clone())
+            }
+            DisconnectReason::Connection(ConnectionError::AuthenticationFailed { status, .. }) => {
+                HandshakeFailure::Auth { status: *status }
+            }
+            // libzmq reads an ERROR whose reason is a 3-digit status code as the server's ZAP verdict.
+            DisconnectReason::Connection(ConnectionError::PeerError { reason }) => match zap_status(reason) {
+                Some(status) => HandshakeFailure::Auth { status },
+                None => HandshakeFailure::PeerError(reason.clone()),
+            },
+            other => HandshakeFailure::NoDetail(other.clone()),
+        }
+    }
+}
+
+/// A ZAP status code (300, 400, 500 and the like) in an ERROR reason.
+fn zap_status(reason: &[u8]) -> Option<u16> {
+    match reason {
+        [a @ b'3'..=b'5', b'0', b'0'] => Some(u16::from(a - b'0') * 100),
+        _ => None,
+    }
+}
+
+impl fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeFailure::NoDetail(reason) => reason.fmt(f),
+            HandshakeFailure::Protocol(e) => write!(f, "protocol error: {e}"),
+            HandshakeFailure::Auth { status } => write!(f, "authentication refused (status {status})"),
+            HandshakeFailure::PeerError(reason) => write!(f, "peer sent ERROR: {}", Escaped(reason)),
+        }
+    }
 }
 
 /// One monitor event.

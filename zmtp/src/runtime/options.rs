@@ -242,9 +242,12 @@ impl Options {
                 .map_err(|e| Error::InvalidOption { name: "ZMQ_ROUTING_ID", reason: e.to_string() })?;
         }
         let security = self.security()?;
-        let asks = !matches!(security, Security::Null | Security::PlainClient { .. } | Security::CurveClient { .. })
-            || !self.zap_domain.is_empty();
-        config = config.security(security).authenticate(asks && (self.authenticator.is_some() || self.zap_enforce_domain));
+        let asks =
+            !matches!(security, Security::Null | Security::PlainClient { .. } | Security::CurveClient { .. })
+                || !self.zap_domain.is_empty();
+        config = config
+            .security(security)
+            .authenticate(asks && (self.authenticator.is_some() || self.zap_enforce_domain));
         if self.heartbeat_ttl.is_some_and(|t| t >= Duration::from_millis(65_600)) {
             tracing::warn!(
                 "ZMQ_HEARTBEAT_TTL of {:?} or more is misread by libzmq peers (libzmq #4226)",
@@ -256,10 +259,12 @@ impl Options {
 
     /// The mechanism and credentials the options select, checked.
     fn security(&self) -> Result<Security, Error> {
-        let invalid = |name: &'static str, reason: &str| Error::InvalidOption { name, reason: reason.to_owned() };
+        let invalid =
+            |name: &'static str, reason: &str| Error::InvalidOption { name, reason: reason.to_owned() };
         let plain_client = self.plain_username.is_some() || self.plain_password.is_some();
         let curve_client = self.curve_server_key.is_some();
-        let chosen = [self.curve_server, curve_client, self.plain_server, plain_client].iter().filter(|&&b| b).count();
+        let chosen =
+            [self.curve_server, curve_client, self.plain_server, plain_client].iter().filter(|&&b| b).count();
         if chosen > 1 {
             return Err(invalid(
                 "ZMQ_CURVE_SERVER",
@@ -267,10 +272,9 @@ impl Options {
             ));
         }
         let long_term = |role: &str| -> Result<(CurvePublicKey, CurveSecretKey), Error> {
-            let secret = self
-                .curve_secret_key
-                .clone()
-                .ok_or_else(|| invalid("ZMQ_CURVE_SECRETKEY", &format!("a CURVE {role} needs its secret key")))?;
+            let secret = self.curve_secret_key.clone().ok_or_else(|| {
+                invalid("ZMQ_CURVE_SECRETKEY", &format!("a CURVE {role} needs its secret key"))
+            })?;
             let public = secret.public_key();
             if self.curve_public_key.is_some_and(|p| p != public) {
                 return Err(invalid("ZMQ_CURVE_PUBLICKEY", "does not match ZMQ_CURVE_SECRETKEY"));
@@ -283,7 +287,10 @@ impl Options {
         }
         if let Some(server) = self.curve_server_key {
             if server.is_weak() {
-                return Err(invalid("ZMQ_CURVE_SERVERKEY", "is not a usable public key (weak or not on the curve)"));
+                return Err(invalid(
+                    "ZMQ_CURVE_SERVERKEY",
+                    "is not a usable public key (weak or not on the curve)",
+                ));
             }
             let (public, secret) = long_term("client")?;
             return Ok(Security::CurveClient { public, secret, server });

@@ -31,13 +31,13 @@ use tokio_util::sync::CancellationToken;
 use super::core::{SendOutcome, Shared};
 use super::driver::{drive, HandshakeGuard, PeerSlot};
 use super::endpoint::Endpoint;
-use super::monitor::{Monitor, SocketEventKind};
+use super::monitor::{HandshakeFailure, Monitor, SocketEventKind};
 use super::options::Options;
 use super::transport::{self, Listener};
 use crate::error::{Error, Result, SendError};
 use crate::message::Msg;
 use crate::pattern::{self, Attach, PeerDetails};
-use crate::proto::{Connection, SocketType};
+use crate::proto::{Connection, ProtocolError, SocketType};
 
 /// A ZeroMQ socket. Cheap to clone: clones are handles to the same socket and may be used from
 /// different tasks at once. The socket closes when the last handle is dropped (queued messages are
@@ -435,7 +435,8 @@ async fn accept_loop(
                     let conn = Connection::new(shared2.config.clone(), now);
                     let slot = PeerSlot::AtHandshake { connect_routing_id: None };
                     let outcome =
-                        drive(&shared2, stream, conn, &endpoint2, slot, Some(guard), token2, &peer_address).await;
+                        drive(&shared2, stream, conn, &endpoint2, slot, Some(guard), (token2, &peer_address))
+                            .await;
                     report_end(&shared2, &endpoint2, &outcome, &peer_address);
                 });
             }
@@ -452,13 +453,21 @@ async fn accept_loop(
 }
 
 fn report_end(shared: &Shared, endpoint: &str, outcome: &super::driver::Outcome, peer: &str) {
-    let reason = outcome.end.describe();
+    let reason = outcome.end.reason();
     if outcome.handshaken {
         tracing::debug!(endpoint, peer, "disconnected: {reason}");
         shared.monitors.emit(endpoint, SocketEventKind::Disconnected(reason));
     } else {
-        tracing::info!(endpoint, peer, "handshake failed: {reason}");
-        shared.monitors.emit(endpoint, SocketEventKind::HandshakeFailed(reason.clone()));
+        let failure = HandshakeFailure::from_reason(&reason);
+        match failure {
+            // A refused peer is worth a warning (issue 14: address and reason, logged).
+            HandshakeFailure::Auth { .. }
+            | HandshakeFailure::Protocol(ProtocolError::Cryptographic { .. }) => {
+                tracing::warn!(endpoint, peer, "handshake failed: {failure}")
+            }
+            _ => tracing::info!(endpoint, peer, "handshake failed: {failure}"),
+        }
+        shared.monitors.emit(endpoint, SocketEventKind::HandshakeFailed(failure));
         shared.monitors.emit(endpoint, SocketEventKind::Disconnected(reason));
     }
 }
@@ -499,14 +508,14 @@ async fn session(
                     Some(id) => PeerSlot::Session(id),
                     None => PeerSlot::AtHandshake { connect_routing_id: routing_id.clone() },
                 };
-                let outcome = drive(&shared, stream, conn, &name, slot, None, token.clone(), &name).await;
+                let outcome = drive(&shared, stream, conn, &name, slot, None, (token.clone(), &name)).await;
                 report_end(&shared, &name, &outcome, &name);
                 if outcome.handshaken {
                     interval = base;
                 }
                 if !outcome.end.may_reconnect() {
                     if !matches!(outcome.end, super::driver::End::Local) {
-                        tracing::warn!(endpoint = name, "not reconnecting: {}", outcome.end.describe());
+                        tracing::warn!(endpoint = name, "not reconnecting: {}", outcome.end.reason());
                     }
                     break;
                 }

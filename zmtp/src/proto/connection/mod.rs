@@ -443,10 +443,11 @@ impl Connection {
         // sent, it MUST close the connection." Exact 20-octet compare (CVE-2014-7202).
         let ours = self.config.security.mechanism();
         if greeting.mechanism != ours {
-            return Err(
-                ProtocolError::MechanismMismatch { ours: ours.as_str(), theirs: mechanism_bytes(&greeting.mechanism) }
-                    .into(),
-            );
+            return Err(ProtocolError::MechanismMismatch {
+                ours: ours.as_str(),
+                theirs: mechanism_bytes(&greeting.mechanism),
+            }
+            .into());
         }
         self.handshake.check_peer_as_server(self.config.security.as_server(), greeting.as_server)?;
         self.version = Some(Version::negotiate(self.config.version, greeting.version));
@@ -459,8 +460,6 @@ impl Connection {
         }
         started.map(|()| Step::Continue)
     }
-
-    /// Decodes the frame at the front of the read buffer, checking every limit against its header
 
     fn handle_handshake_command(&mut self, command: Command) -> Result<Step, ConnectionError> {
         let mut out = Vec::new();

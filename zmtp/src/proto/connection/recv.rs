@@ -10,10 +10,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::{Connection, Event, State, Step};
 use crate::message::Msg;
 use crate::proto::body_pool;
-use crate::proto::mechanism::MESSAGE_OVERHEAD;
 use crate::proto::command::{Command, MAX_PING_CONTEXT};
 use crate::proto::error::{ConnectionError, ProtocolError};
 use crate::proto::frame::{FrameFlags, FrameHeader};
+use crate::proto::mechanism::MESSAGE_OVERHEAD;
 
 /// Smallest read the runtime should offer (one read then carries many small frames).
 pub(super) const MIN_READ: usize = 8 * 1024;
@@ -36,8 +36,6 @@ const BUSY_READ_MAX: usize = 64 * 1024;
 /// Read block before the handshake completes: a greeting (64 octets) and a READY with a socket type
 /// and a short identity fit in one. Doubles as the octets arrive when they do not.
 const HANDSHAKE_READ: usize = 256;
-/// Read block before the handshake completes: a greeting (64 octets) and a READY with a socket type
-
 /// A large frame being read into a buffer of its own (see [`Connection::read_buffer`]).
 #[derive(Debug)]
 pub(super) struct OwnBufferFrame {
@@ -274,8 +272,11 @@ impl Connection {
                 return Ok(Step::Continue);
             }
             if self.state == State::Handshake {
-                let command =
-                    if self.handshake.raw_commands() { Command::decode_raw(body)? } else { Command::decode(body)? };
+                let command = if self.handshake.raw_commands() {
+                    Command::decode_raw(body)?
+                } else {
+                    Command::decode(body)?
+                };
                 return self.handle_handshake_command(command);
             }
             let command = Command::decode(body)?;

@@ -6,9 +6,9 @@ use super::{Connection, State};
 use crate::message::Msg;
 use crate::proto::command::Command;
 use crate::proto::error::{ConnectionError, SendError};
-use crate::proto::mechanism::CurveCipher;
 use crate::proto::frame::FrameHeader;
 use crate::proto::greeting::Version;
+use crate::proto::mechanism::CurveCipher;
 
 impl Connection {
     // ----- sending -----

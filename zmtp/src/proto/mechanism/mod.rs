@@ -12,7 +12,12 @@
 mod curve;
 mod null;
 mod plain;
+#[cfg(not(feature = "test-rng"))]
 pub(crate) mod random;
+/// Under `test-rng` (fuzzing and deterministic tests only): [`random::seed`] resets this thread's
+/// generator, so that a fuzz input replays the same handshake whatever ran before it.
+#[cfg(feature = "test-rng")]
+pub mod random;
 
 use std::fmt;
 
@@ -139,7 +144,9 @@ impl fmt::Debug for Credentials {
                 .field("username", &super::error::Escaped(username))
                 .field("password", &"<redacted>")
                 .finish(),
-            Credentials::Curve { public_key } => f.debug_struct("Curve").field("public_key", public_key).finish(),
+            Credentials::Curve { public_key } => {
+                f.debug_struct("Curve").field("public_key", public_key).finish()
+            }
         }
     }
 }
@@ -160,7 +167,12 @@ pub struct AuthReply {
 impl AuthReply {
     /// Allows the peer, as `user_id`.
     pub fn allow(user_id: impl Into<Bytes>) -> Self {
-        AuthReply { status: 200, status_text: Bytes::from_static(b"OK"), user_id: user_id.into(), metadata: Metadata::new() }
+        AuthReply {
+            status: 200,
+            status_text: Bytes::from_static(b"OK"),
+            user_id: user_id.into(),
+            metadata: Metadata::new(),
+        }
     }
 
     /// Refuses the peer with `status` (400 denied, 300 temporary, 500 internal error).
@@ -307,15 +319,21 @@ impl Handshake {
                 let code = reply.status.to_string();
                 out.push(Command::Error { reason: Bytes::from(code.into_bytes()) });
             }
-            return Err(ConnectionError::AuthenticationFailed { status: reply.status, text: reply.status_text });
+            return Err(ConnectionError::AuthenticationFailed {
+                status: reply.status,
+                text: reply.status_text,
+            });
         }
         match self {
             Handshake::Null(m) => m.handle_auth_reply(reply),
             Handshake::PlainServer(m) => m.handle_auth_reply(reply, out),
             Handshake::CurveServer(m) => m.handle_auth_reply(reply, local, out),
-            Handshake::PlainClient(_) | Handshake::CurveClient(_) => Err(ConnectionError::Protocol(
-                ProtocolError::UnexpectedCommand { name: Bytes::from_static(b"ZAP"), state: "on a client" },
-            )),
+            Handshake::PlainClient(_) | Handshake::CurveClient(_) => {
+                Err(ConnectionError::Protocol(ProtocolError::UnexpectedCommand {
+                    name: Bytes::from_static(b"ZAP"),
+                    state: "on a client",
+                }))
+            }
         }
     }
 }

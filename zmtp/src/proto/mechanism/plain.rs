@@ -102,7 +102,9 @@ impl Server {
         out: &mut Vec<Command>,
     ) -> Result<HandshakeStatus, ConnectionError> {
         match (std::mem::replace(self, Server::Done), cmd) {
-            (Server::ExpectHello { authenticate }, Command::Other { name, data }) if &name[..] == b"HELLO" => {
+            (Server::ExpectHello { authenticate }, Command::Other { name, data })
+                if &name[..] == b"HELLO" =>
+            {
                 let (username, password) = parse_hello(&data)?;
                 if authenticate {
                     *self = Server::Authenticating;

@@ -53,8 +53,11 @@ impl std::fmt::Debug for CurveCipher {
 impl CurveCipher {
     /// The session of a completed handshake. `as_server` picks the nonce prefixes.
     pub(crate) fn new(key: SalsaBox, as_server: bool, send_nonce: u64, recv_nonce: u64) -> Self {
-        let (send_prefix, recv_prefix) =
-            if as_server { (MESSAGE_S_PREFIX, MESSAGE_C_PREFIX) } else { (MESSAGE_C_PREFIX, MESSAGE_S_PREFIX) };
+        let (send_prefix, recv_prefix) = if as_server {
+            (MESSAGE_S_PREFIX, MESSAGE_C_PREFIX)
+        } else {
+            (MESSAGE_C_PREFIX, MESSAGE_S_PREFIX)
+        };
         CurveCipher { key, send_prefix, recv_prefix, send_nonce, recv_nonce }
     }
 
@@ -91,7 +94,7 @@ impl CurveCipher {
         let tag_at = out.len();
         out.put_bytes(0, TAG_LEN);
         let plain_at = out.len();
-        out.put_u8(u8::from(more) * BOX_MORE | u8::from(command) * BOX_COMMAND);
+        out.put_u8((u8::from(more) * BOX_MORE) | (u8::from(command) * BOX_COMMAND));
         for part in body {
             out.put_slice(part);
         }
@@ -116,7 +119,10 @@ impl CurveCipher {
             return Err(ProtocolError::NotAMessage);
         }
         if frame.len() < MESSAGE_OVERHEAD {
-            return Err(ProtocolError::MalformedCommand { command: "MESSAGE", what: "shorter than 33 octets" });
+            return Err(ProtocolError::MalformedCommand {
+                command: "MESSAGE",
+                what: "shorter than 33 octets",
+            });
         }
         let n = short_nonce(&frame[8..16]);
         if n <= self.recv_nonce {

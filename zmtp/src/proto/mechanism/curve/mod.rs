@@ -92,7 +92,8 @@ pub(crate) fn open(
     }
     let (tag, ciphertext) = boxed.split_at(TAG_LEN);
     let mut plain = Zeroizing::new(ciphertext.to_vec());
-    key.decrypt_in_place_detached(nonce, b"", &mut plain, GenericArray::from_slice(tag)).map_err(|_| bad())?;
+    key.decrypt_in_place_detached(nonce, b"", &mut plain, GenericArray::from_slice(tag))
+        .map_err(|_| bad())?;
     Ok(plain)
 }
 
@@ -112,7 +113,8 @@ pub(crate) fn transient_keypair() -> Result<(crypto_box::SecretKey, [u8; 32]), C
 
 /// A peer's public key, refused if a Diffie-Hellman with it would be unsafe.
 pub(crate) fn peer_key(bytes: &[u8], what: &'static str) -> Result<[u8; 32], ConnectionError> {
-    let key: [u8; 32] = bytes.try_into().map_err(|_| ConnectionError::Protocol(ProtocolError::WeakKey { what }))?;
+    let key: [u8; 32] =
+        bytes.try_into().map_err(|_| ConnectionError::Protocol(ProtocolError::WeakKey { what }))?;
     if CurvePublicKey::from_bytes(key).is_weak() {
         return Err(ConnectionError::Protocol(ProtocolError::WeakKey { what }));
     }

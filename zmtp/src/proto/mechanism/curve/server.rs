@@ -8,14 +8,16 @@ use crypto_secretbox::{KeyInit, XSalsa20Poly1305};
 use zeroize::Zeroizing;
 
 use super::{
-    box_key, ct_eq, nonce, open, peer_key, seal, short_nonce, transient_keypair, CurveCipher, Nonce, COOKIE_LEN,
-    COOKIE_PREFIX, HELLO_LEN, HELLO_PREFIX, INITIATE_MIN_LEN, INITIATE_PREFIX, READY_PREFIX, TAG_LEN,
-    VOUCH_LEN, VOUCH_PREFIX, WELCOME_PREFIX,
+    box_key, ct_eq, nonce, open, peer_key, seal, short_nonce, transient_keypair, CurveCipher, Nonce,
+    COOKIE_LEN, COOKIE_PREFIX, HELLO_LEN, HELLO_PREFIX, INITIATE_MIN_LEN, INITIATE_PREFIX, READY_PREFIX,
+    TAG_LEN, VOUCH_LEN, VOUCH_PREFIX, WELCOME_PREFIX,
 };
 use crate::proto::command::Command;
 use crate::proto::error::{ConnectionError, ProtocolError};
 use crate::proto::keys::{CurvePublicKey, CurveSecretKey};
-use crate::proto::mechanism::{malformed, random, unexpected, AuthReply, Completion, Credentials, HandshakeStatus};
+use crate::proto::mechanism::{
+    malformed, random, unexpected, AuthReply, Completion, Credentials, HandshakeStatus,
+};
 use crate::proto::metadata::Metadata;
 
 /// Waiting for HELLO.
@@ -208,7 +210,12 @@ impl ExpectInitiate {
 }
 
 impl Authenticating {
-    fn ready(self, local: &Metadata, out: &mut Vec<Command>, auth: Option<AuthReply>) -> Result<Completion, ConnectionError> {
+    fn ready(
+        self,
+        local: &Metadata,
+        out: &mut Vec<Command>,
+        auth: Option<AuthReply>,
+    ) -> Result<Completion, ConnectionError> {
         let mut md = Vec::with_capacity(local.encoded_len());
         local.encode(&mut md);
         let boxed = seal(&self.session, &nonce(READY_PREFIX, &READY_NONCE.to_be_bytes()), &md)?;

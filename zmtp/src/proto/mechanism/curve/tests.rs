@@ -136,7 +136,10 @@ fn a_wrong_server_key_fails_at_welcome() {
     let mut s = Connection::new(server_config(false), now);
     let (ce, se) = exchange(&mut c, &mut s, now);
     // The server cannot open the HELLO signature box: it closes without WELCOME.
-    assert!(matches!(closed(&se), Some(ConnectionError::Protocol(ProtocolError::Cryptographic { .. }))), "{se:?}");
+    assert!(
+        matches!(closed(&se), Some(ConnectionError::Protocol(ProtocolError::Cryptographic { .. }))),
+        "{se:?}"
+    );
     assert!(!ce.iter().any(|e| matches!(e, Event::HandshakeComplete(_))));
 }
 
@@ -194,7 +197,10 @@ fn hello_of_wrong_size_version_or_padding_is_refused_without_welcome() {
     for (what, frame) in cases {
         let (s, events, out) = server_after(now, &[&frame]);
         assert!(s.is_closed(), "{what}: {events:?}");
-        assert!(out.len() <= GREETING || !out[GREETING..].windows(7).any(|w| w == b"WELCOME"), "{what}: WELCOME sent");
+        assert!(
+            out.len() <= GREETING || !out[GREETING..].windows(7).any(|w| w == b"WELCOME"),
+            "{what}: WELCOME sent"
+        );
     }
 }
 
@@ -225,7 +231,10 @@ fn a_hello_and_initiate_replayed_on_another_connection_fail() {
     // captured INITIATE's cookie does not open.
     let (s2, events, _) = server_after(now, &[&hello, &initiate]);
     assert!(s2.is_closed());
-    assert!(matches!(closed(&events), Some(ConnectionError::Protocol(ProtocolError::Cryptographic { .. }))), "{events:?}");
+    assert!(
+        matches!(closed(&events), Some(ConnectionError::Protocol(ProtocolError::Cryptographic { .. }))),
+        "{events:?}"
+    );
     // And the original server completes with it.
     s1.handle_input(now, &initiate);
     assert!(matches!(s1.poll_event(), Some(Event::HandshakeComplete(_))));
@@ -235,10 +244,16 @@ fn a_hello_and_initiate_replayed_on_another_connection_fail() {
 fn initiate_truncated_or_altered_is_refused() {
     let now = Instant::now();
     for (what, edit) in [
-        ("truncated", Box::new(|f: &mut Vec<u8>| *f = b"\x04\x09\x08INITIATE".to_vec()) as Box<dyn Fn(&mut Vec<u8>)>),
+        (
+            "truncated",
+            Box::new(|f: &mut Vec<u8>| *f = b"\x04\x09\x08INITIATE".to_vec()) as Box<dyn Fn(&mut Vec<u8>)>,
+        ),
         ("cookie flipped", Box::new(|f: &mut Vec<u8>| f[30] ^= 1)),
         ("box flipped", Box::new(|f: &mut Vec<u8>| f[150] ^= 1)),
-        ("nonce = HELLO's", Box::new(|f: &mut Vec<u8>| f[2 + 9 + 96..2 + 9 + 96 + 8].copy_from_slice(&1u64.to_be_bytes()))),
+        (
+            "nonce = HELLO's",
+            Box::new(|f: &mut Vec<u8>| f[2 + 9 + 96..2 + 9 + 96 + 8].copy_from_slice(&1u64.to_be_bytes())),
+        ),
     ] {
         let mut s = Connection::new(server_config(false), now);
         let (_hello, mut initiate) = client_handshake(now, &mut s);
@@ -266,7 +281,10 @@ fn welcome_from_a_server_with_another_key_is_refused() {
     welcome[at] ^= 1;
     c.handle_input(now, &welcome);
     let events: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
-    assert!(matches!(closed(&events), Some(ConnectionError::Protocol(ProtocolError::Cryptographic { .. }))), "{events:?}");
+    assert!(
+        matches!(closed(&events), Some(ConnectionError::Protocol(ProtocolError::Cryptographic { .. }))),
+        "{events:?}"
+    );
     // A client never sends ERROR.
     assert!(!c.take_transmit().windows(5).any(|w| w == b"ERROR"));
 }
@@ -284,7 +302,9 @@ fn replayed_reordered_truncated_or_forged_messages_close_the_connection() {
     let cases: [(&str, Edit); 6] = [
         ("replayed", |wire, first| *wire = [first, first].concat()),
         ("reordered", |wire, first| *wire = [wire.as_slice(), first].concat()),
-        ("truncated under 33", |wire, _| *wire = b"\x00\x10\x07MESSAGE\x00\x00\x00\x00\x00\x00\x00\x09".to_vec()),
+        ("truncated under 33", |wire, _| {
+            *wire = b"\x00\x10\x07MESSAGE\x00\x00\x00\x00\x00\x00\x00\x09".to_vec()
+        }),
         ("MAC flipped", |wire, _| wire[20] ^= 1),
         ("plain data frame", |wire, _| *wire = b"\x00\x05hello".to_vec()),
         ("outer MORE does not join messages", |wire, first| {
@@ -326,7 +346,8 @@ fn heartbeats_and_subscriptions_travel_boxed() {
     let now = Instant::now();
     let secret = server_secret();
     let mut p = Connection::new(
-        ConnectionConfig::new(SocketType::Pub).security(Security::CurveServer { public: secret.public_key(), secret }),
+        ConnectionConfig::new(SocketType::Pub)
+            .security(Security::CurveServer { public: secret.public_key(), secret }),
         now,
     );
     let client = client_secret();
@@ -346,7 +367,8 @@ fn heartbeats_and_subscriptions_travel_boxed() {
     p.handle_input(now, &wire);
     assert_eq!(p.poll_event(), Some(Event::Subscribe(Bytes::from_static(b"topic"))));
     // A PING (boxed command) is answered with a boxed PONG.
-    let ping = crate::proto::command::Command::Ping { ttl_deciseconds: 0, context: Bytes::from_static(b"ctx") };
+    let ping =
+        crate::proto::command::Command::Ping { ttl_deciseconds: 0, context: Bytes::from_static(b"ctx") };
     sub.queue_command(&ping);
     p.handle_input(now, &sub.take_transmit());
     assert_eq!(p.poll_event(), None);
@@ -382,8 +404,14 @@ fn the_server_asks_for_a_decision_on_the_client_key() {
                 other => panic!("{other:?}"),
             }
         } else {
-            assert!(matches!(closed(&se), Some(ConnectionError::AuthenticationFailed { status: 400, .. })), "{se:?}");
-            assert!(matches!(closed(&ce), Some(ConnectionError::PeerError { reason }) if &reason[..] == b"400"), "{ce:?}");
+            assert!(
+                matches!(closed(&se), Some(ConnectionError::AuthenticationFailed { status: 400, .. })),
+                "{se:?}"
+            );
+            assert!(
+                matches!(closed(&ce), Some(ConnectionError::PeerError { reason }) if &reason[..] == b"400"),
+                "{ce:?}"
+            );
         }
     }
 }
@@ -400,10 +428,17 @@ fn plain_handshake_with_and_without_a_decision() {
             now,
         )
     };
-    let server = |auth| Connection::new(ConnectionConfig::new(SocketType::Router).security(Security::PlainServer).authenticate(auth), now);
+    let server = |auth| {
+        Connection::new(
+            ConnectionConfig::new(SocketType::Router).security(Security::PlainServer).authenticate(auth),
+            now,
+        )
+    };
     let (mut c, mut s) = (client(), server(false));
     let (ce, se) = exchange(&mut c, &mut s, now);
-    assert!(matches!(ce[..], [Event::HandshakeComplete(_)]) && matches!(se[..], [Event::HandshakeComplete(_)]));
+    assert!(
+        matches!(ce[..], [Event::HandshakeComplete(_)]) && matches!(se[..], [Event::HandshakeComplete(_)])
+    );
     let (mut c, mut s) = (client(), server(true));
     let (_, se) = exchange(&mut c, &mut s, now);
     match &se[..] {
@@ -426,7 +461,8 @@ fn both_or_neither_as_server_is_refused() {
     let secret = server_secret();
     let mut a = Connection::new(server_config(false), now);
     let mut b = Connection::new(
-        ConnectionConfig::new(SocketType::Req).security(Security::CurveServer { public: secret.public_key(), secret }),
+        ConnectionConfig::new(SocketType::Req)
+            .security(Security::CurveServer { public: secret.public_key(), secret }),
         now,
     );
     let (ae, be) = exchange(&mut a, &mut b, now);
@@ -438,6 +474,12 @@ fn both_or_neither_as_server_is_refused() {
 fn a_null_greeting_to_a_curve_server_is_refused() {
     let now = Instant::now();
     let mut s = Connection::new(server_config(false), now);
-    s.handle_input(now, &crate::proto::loopback::null_peer_opening(SocketType::Req, crate::proto::Version::V3_1));
-    assert!(matches!(s.poll_event(), Some(Event::Closed(ConnectionError::Protocol(ProtocolError::MechanismMismatch { .. })))));
+    s.handle_input(
+        now,
+        &crate::proto::loopback::null_peer_opening(SocketType::Req, crate::proto::Version::V3_1),
+    );
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::Closed(ConnectionError::Protocol(ProtocolError::MechanismMismatch { .. })))
+    ));
 }
