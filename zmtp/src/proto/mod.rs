@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod socket_type;
 pub mod transmit;
 pub mod z85;
+pub mod zap;
 
 pub use command::Command;
 pub use config::{ConnectionConfig, HeartbeatConfig, InvalidIdentity, InvalidProperty, Limits};

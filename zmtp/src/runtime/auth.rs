@@ -3,8 +3,11 @@
 //!
 //! Set one in [`crate::Options::authenticator`]. It is asked by servers of PLAIN and CURVE, and for
 //! NULL connections when [`crate::Options::zap_domain`] is set, as libzmq asks its ZAP handler.
-//! Without one, a PLAIN or CURVE server accepts any client that completes the handshake (libzmq
-//! without a ZAP handler does the same).
+//! Without one, a ZAP handler bound at `inproc://zeromq.zap.01` in this process is asked over RFC
+//! 27 (a REP or ROUTER written the libzmq way works unchanged). With neither, libzmq's rules apply:
+//! a CURVE server accepts any client that completes the handshake (encryption without client
+//! authentication), a PLAIN server refuses every client, NULL accepts; and
+//! [`crate::Options::zap_enforce_domain`] makes every one of them refuse.
 //!
 //! ```no_run
 //! # async fn demo() -> zmtp::Result<()> {

@@ -442,11 +442,6 @@ impl Driver<'_> {
 
     fn on_authenticate(&mut self, credentials: Credentials) {
         let options = &self.shared.options;
-        let Some(authenticator) = &options.authenticator else {
-            // ZAP_ENFORCE_DOMAIN without an authenticator: fail closed (libzmq without a handler).
-            self.conn.handle_auth_reply(AuthReply::deny(500, "No authenticator"));
-            return;
-        };
         // libzmq sends the IP alone for tcp peers ("127.0.0.1"), and the endpoint otherwise.
         let address = match self.address.rsplit_once(':') {
             Some((ip, port)) if port.parse::<u16>().is_ok() => {
@@ -460,7 +455,24 @@ impl Driver<'_> {
             routing_id: options.routing_id.clone().unwrap_or_default(),
             credentials,
         };
-        self.auth = Some(authenticator.0.authenticate(request));
+        // Who decides, in order: our authenticator; a ZAP handler bound in this process (RFC 27, as
+        // libzmq); otherwise libzmq's rules without a handler: ZAP_ENFORCE_DOMAIN refuses, PLAIN
+        // refuses (its credentials would mean nothing), CURVE and NULL are accepted (CURVE without
+        // a handler is encryption without client authentication, the "Stonehouse" pattern).
+        if let Some(authenticator) = &options.authenticator {
+            self.auth = Some(authenticator.0.authenticate(request));
+        } else if super::zap::handler_bound() {
+            self.auth = Some(super::zap::ask(request));
+        } else if options.zap_enforce_domain {
+            self.conn.handle_auth_reply(AuthReply::deny(500, "No ZAP handler (ZAP_ENFORCE_DOMAIN)"));
+        } else if matches!(request.credentials, Credentials::Plain { .. }) {
+            self.conn.handle_auth_reply(AuthReply::deny(
+                500,
+                "PLAIN server without an authenticator or ZAP handler",
+            ));
+        } else {
+            self.conn.handle_auth_reply(AuthReply::allow(Bytes::new()));
+        }
     }
 
     fn on_handshake(&mut self, info: &crate::proto::PeerInfo) {

@@ -9,3 +9,4 @@ pub mod options;
 pub mod proxy;
 pub mod socket;
 pub(crate) mod transport;
+pub(crate) mod zap;

@@ -131,8 +131,8 @@ pub struct Options {
     /// which libzmq peers misread).
     pub heartbeat_ttl: Option<Duration>,
 
-    /// `ZMQ_CURVE_SERVER`: this socket is a CURVE server (needs `curve_secret_key`). Servers accept
-    /// any client key unless `authenticator` decides otherwise.
+    /// `ZMQ_CURVE_SERVER`: this socket is a CURVE server (needs `curve_secret_key`). It accepts any
+    /// client key unless an authenticator (or a ZAP handler) decides otherwise: see [`crate::auth`].
     pub curve_server: bool,
     /// `ZMQ_CURVE_PUBLICKEY`: our long-term public key (derived from the secret key when not given).
     pub curve_public_key: Option<CurvePublicKey>,
@@ -151,8 +151,8 @@ pub struct Options {
     /// `ZMQ_ZAP_DOMAIN`: the domain passed to the authenticator; for NULL sockets, setting it is what
     /// makes the authenticator be asked (as libzmq).
     pub zap_domain: String,
-    /// `ZMQ_ZAP_ENFORCE_DOMAIN`: with no authenticator set, a server that would ask one refuses every
-    /// peer instead of accepting it (fail closed).
+    /// `ZMQ_ZAP_ENFORCE_DOMAIN`: with no authenticator and no ZAP handler, a socket that would ask one
+    /// refuses every peer instead of accepting it (fail closed).
     pub zap_enforce_domain: bool,
     /// Decides on peers' credentials (libzmq's ZAP handler, as a Rust interface): see
     /// [`crate::auth`].
@@ -245,9 +245,9 @@ impl Options {
         let asks =
             !matches!(security, Security::Null | Security::PlainClient { .. } | Security::CurveClient { .. })
                 || !self.zap_domain.is_empty();
-        config = config
-            .security(security)
-            .authenticate(asks && (self.authenticator.is_some() || self.zap_enforce_domain));
+        // Asked even without an authenticator: a ZAP handler may be bound later, and without either
+        // the driver applies libzmq's rules (see `crate::auth`).
+        config = config.security(security).authenticate(asks);
         if self.heartbeat_ttl.is_some_and(|t| t >= Duration::from_millis(65_600)) {
             tracing::warn!(
                 "ZMQ_HEARTBEAT_TTL of {:?} or more is misread by libzmq peers (libzmq #4226)",

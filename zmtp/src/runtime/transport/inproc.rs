@@ -50,6 +50,11 @@ fn registry() -> MutexGuard<'static, HashMap<String, Slot>> {
     REGISTRY.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Whether `name` is bound now.
+pub(crate) fn is_bound(name: &str) -> bool {
+    registry().get(name).is_some_and(|slot| slot.listener.is_some())
+}
+
 /// A fresh id for a listener or a waiter.
 fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
