@@ -14,6 +14,9 @@ async fn recv_within(s: &Socket, t: Duration) -> Option<Msg> {
     tokio::time::timeout(t, s.recv()).await.ok().and_then(Result::ok)
 }
 
+/// How a test handler answers a request.
+type Answer = fn(&Msg) -> Vec<&'static [u8]>;
+
 async fn curve_round_trip() -> Option<Msg> {
     let (s, c) = (curve_keypair().unwrap(), curve_keypair().unwrap());
     let server =
@@ -34,7 +37,7 @@ async fn curve_round_trip() -> Option<Msg> {
 }
 
 /// A ZAP handler the libzmq way: a REP at inproc://zeromq.zap.01 answering with `answer(request)`.
-async fn zap_handler(answer: fn(&Msg) -> Vec<&'static [u8]>) -> tokio::task::JoinHandle<Socket> {
+async fn zap_handler(answer: Answer) -> tokio::task::JoinHandle<Socket> {
     let handler = Socket::new(SocketType::Rep).unwrap();
     handler.bind("inproc://zeromq.zap.01").await.unwrap();
     tokio::spawn(async move {
@@ -51,7 +54,7 @@ async fn zap_handler(answer: fn(&Msg) -> Vec<&'static [u8]>) -> tokio::task::Joi
 #[tokio::test]
 async fn an_rfc_27_handler_at_inproc_decides_and_broken_ones_fail_closed() {
     // One test for every handler: the inproc name is process-wide.
-    let cases: [(&str, fn(&Msg) -> Vec<&'static [u8]>, bool); 6] = [
+    let cases: [(&str, Answer, bool); 6] = [
         ("allows", |r| vec![b"1.0", leak(&r.frames()[1]), b"200", b"OK", b"bob", b""], true),
         ("denies", |r| vec![b"1.0", leak(&r.frames()[1]), b"400", b"No", b"", b""], false),
         ("wrong version", |r| vec![b"2.0", leak(&r.frames()[1]), b"200", b"OK", b"", b""], false),
