@@ -50,7 +50,7 @@ pub mod proto;
 pub mod runtime;
 
 pub use error::{Error, Result, SendError};
-pub use message::Msg;
+pub use message::{Msg, Properties};
 pub use proto::SocketType;
 pub use proto::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey};
 pub use runtime::auth;

@@ -1,8 +1,11 @@
 //! [`Msg`]: a ZeroMQ message, a sequence of frames delivered atomically.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::proto::Metadata;
 
 /// A ZeroMQ message: one or more frames, delivered all together or not at all (RFC 23).
 ///
@@ -16,6 +19,32 @@ use bytes::Bytes;
 #[derive(Clone, Default)]
 pub struct Msg {
     repr: Repr,
+    /// What is known of the peer that sent it, when it authenticated (libzmq's message properties).
+    properties: Option<Arc<Properties>>,
+}
+
+/// The properties of a received message (libzmq's `zmq_msg_gets`): the authenticated `User-Id`, the
+/// metadata the authenticator attached, and the peer's own metadata. Shared by every message of one
+/// connection; attached only to messages from peers an authenticator (or ZAP handler) decided on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Properties {
+    /// The user id the authenticator gave the peer (`User-Id`; empty for none).
+    pub user_id: Bytes,
+    /// The metadata the authenticator attached (RFC 27's metadata frame).
+    pub auth_metadata: Metadata,
+    /// The metadata the peer sent in its handshake (`Socket-Type`, `Identity`, `X-…`).
+    pub peer_metadata: Metadata,
+}
+
+impl Properties {
+    /// A property by name, as libzmq's `zmq_msg_gets`: `User-Id`, then the authenticator's metadata,
+    /// then the peer's (names compared case-insensitively).
+    pub fn get(&self, name: &str) -> Option<&Bytes> {
+        if name.eq_ignore_ascii_case("User-Id") {
+            return Some(&self.user_id).filter(|id| !id.is_empty());
+        }
+        self.auth_metadata.get(name).or_else(|| self.peer_metadata.get(name))
+    }
 }
 
 #[derive(Clone, Default)]
@@ -28,6 +57,38 @@ enum Repr {
 }
 
 impl Msg {
+    /// The properties of a received message, when its peer was authenticated.
+    pub fn properties(&self) -> Option<&Properties> {
+        self.properties.as_deref()
+    }
+
+    /// The authenticated `User-Id` of the peer that sent this message, if any.
+    pub fn user_id(&self) -> Option<&Bytes> {
+        self.properties().and_then(|p| p.get("User-Id"))
+    }
+
+    /// A property of a received message by name (libzmq's `zmq_msg_gets`): see [`Properties::get`].
+    pub fn property(&self, name: &str) -> Option<&Bytes> {
+        self.properties().and_then(|p| p.get(name))
+    }
+
+    /// Takes the properties away (a pattern rebuilding a message passes them on with
+    /// [`Msg::with_properties`]).
+    pub(crate) fn take_properties(&mut self) -> Option<Arc<Properties>> {
+        self.properties.take()
+    }
+
+    /// This message with `properties` attached (or none).
+    pub(crate) fn with_properties(mut self, properties: Option<Arc<Properties>>) -> Self {
+        self.properties = properties;
+        self
+    }
+
+    /// Attaches properties (the runtime does, for authenticated peers).
+    pub(crate) fn set_properties(&mut self, properties: Arc<Properties>) {
+        self.properties = Some(properties);
+    }
+
     /// An empty message (no frames yet); push frames with [`Msg::push`].
     pub fn new() -> Self {
         Self::default()
@@ -38,7 +99,7 @@ impl Msg {
         if n <= 1 {
             Self::new()
         } else {
-            Self { repr: Repr::Many(Vec::with_capacity(n)) }
+            Self { repr: Repr::Many(Vec::with_capacity(n)), properties: None }
         }
     }
 
@@ -137,13 +198,13 @@ impl fmt::Debug for Msg {
 
 impl From<Vec<Bytes>> for Msg {
     fn from(frames: Vec<Bytes>) -> Self {
-        Self { repr: Repr::Many(frames) }
+        Self { repr: Repr::Many(frames), properties: None }
     }
 }
 
 impl From<Bytes> for Msg {
     fn from(frame: Bytes) -> Self {
-        Self { repr: Repr::One(frame) }
+        Self { repr: Repr::One(frame), properties: None }
     }
 }
 

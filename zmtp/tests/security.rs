@@ -114,6 +114,11 @@ async fn the_native_authenticator_allows_and_denies_by_key_with_typed_events() {
     allowed.send("hello").await.unwrap();
     let got = recv_within(&rep, Duration::from_secs(3)).await.unwrap();
     assert_eq!(&got.frames()[0][..], b"hello", "only the allowed client's request arrives");
+    // The authenticated User-Id travels with each message (libzmq's zmq_msg_gets("User-Id")):
+    // AuthPolicy names a CURVE client by its key's Z85 text, as pyzmq's authenticator does.
+    assert_eq!(got.user_id().map(|u| u.to_vec()), Some(good.public.to_z85().into_bytes()));
+    assert_eq!(got.property("user-id"), got.user_id());
+    assert_eq!(got.property("Socket-Type").map(|v| &v[..]), Some(&b"REQ"[..]));
 }
 
 fn plain_client(user: &'static str, password: &'static str) -> Options {

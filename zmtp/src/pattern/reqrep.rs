@@ -67,6 +67,8 @@ impl Pattern for Req {
         if peer != asked {
             return None;
         }
+        let mut msg = msg;
+        let properties = msg.take_properties();
         let mut frames = msg.into_frames().into_iter();
         if self.correlate && frames.next().is_none_or(|f| f[..] != id.to_be_bytes()) {
             return None;
@@ -79,7 +81,7 @@ impl Pattern for Req {
             return None;
         }
         self.awaiting = None;
-        Some(Msg::from(body))
+        Some(Msg::from(body).with_properties(properties))
     }
 
     fn check_send(&self) -> Result<(), Error> {
@@ -122,7 +124,8 @@ impl Pattern for Rep {
         Route::To(peer, Msg::from(envelope))
     }
 
-    fn accept(&mut self, peer: PeerId, msg: Msg) -> Option<Msg> {
+    fn accept(&mut self, peer: PeerId, mut msg: Msg) -> Option<Msg> {
+        let properties = msg.take_properties();
         let mut frames = msg.into_frames();
         // The envelope runs up to and including the first empty frame; a request without one is
         // malformed and dropped (as libzmq does).
@@ -132,7 +135,7 @@ impl Pattern for Rep {
             return None;
         }
         self.replying = Some((peer, frames));
-        Some(Msg::from(body))
+        Some(Msg::from(body).with_properties(properties))
     }
 
     fn check_send(&self) -> Result<(), Error> {

@@ -23,7 +23,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use super::core::Shared;
 use super::monitor::{DisconnectReason, SocketEventKind};
 use super::transport::Stream;
-use crate::message::Msg;
+use crate::message::{Msg, Properties};
 use crate::pattern::{Attach, PeerDetails, PeerId};
 use crate::proto::{AuthReply, Connection, ConnectionError, Credentials, Event, SocketType};
 use crate::runtime::auth::{AuthFuture, AuthRequest};
@@ -149,6 +149,8 @@ struct Driver<'a> {
     address: &'a str,
     /// The authenticator's decision being awaited (the connection decodes nothing meanwhile).
     auth: Option<AuthFuture>,
+    /// Attached to every message once the peer is authenticated (libzmq's message properties).
+    properties: Option<Arc<Properties>>,
 }
 
 /// Runs a connection to its end. `connection` has its greeting queued already; `address` is the
@@ -192,6 +194,7 @@ pub(crate) fn drive<'a>(
         cancelled: Box::pin(endpoint_token.cancelled_owned()),
         address,
         auth: None,
+        properties: None,
     };
     async move {
         let end = poll_fn(|cx| driver.poll(cx)).await;
@@ -255,7 +258,12 @@ impl Driver<'_> {
                 };
                 progress = true;
                 match event {
-                    Event::Message(msg) => self.incoming.push_back(msg),
+                    Event::Message(mut msg) => {
+                        if let Some(properties) = &self.properties {
+                            msg.set_properties(properties.clone());
+                        }
+                        self.incoming.push_back(msg)
+                    }
                     Event::HandshakeComplete(info) => self.on_handshake(&info),
                     Event::Authenticate(credentials) => self.on_authenticate(credentials),
                     // The connection reports these only to PUB/XPUB sockets.
@@ -477,6 +485,13 @@ impl Driver<'_> {
 
     fn on_handshake(&mut self, info: &crate::proto::PeerInfo) {
         self.handshaken = true;
+        if let Some(auth) = &info.auth {
+            self.properties = Some(Arc::new(Properties {
+                user_id: auth.user_id.clone(),
+                auth_metadata: auth.metadata.clone(),
+                peer_metadata: info.metadata.clone(),
+            }));
+        }
         self.handshake_guard = None;
         self.shared.monitors.emit(self.endpoint, SocketEventKind::HandshakeSucceeded);
         if info.socket_type.is_none() {
