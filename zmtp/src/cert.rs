@@ -161,7 +161,7 @@ pub enum CertError {
         /// The file the key was for.
         path: PathBuf,
         /// The operating system's error.
-        error: getrandom::Error,
+        error: crate::proto::KeyError,
     },
 }
 
@@ -212,8 +212,8 @@ impl Certificate {
     /// A secret certificate with a new random key pair.
     ///
     /// # Errors
-    /// [`getrandom::Error`] if the operating system has no randomness to give.
-    pub fn generate() -> Result<Self, getrandom::Error> {
+    /// [`crate::proto::KeyError::NoRandomness`] if the operating system has no randomness to give.
+    pub fn generate() -> Result<Self, crate::proto::KeyError> {
         CurveSecretKey::generate().map(Certificate::new)
     }
 

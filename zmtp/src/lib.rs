@@ -52,7 +52,7 @@ pub mod runtime;
 pub use error::{Error, Result, SendError};
 pub use message::{Msg, Properties};
 pub use proto::SocketType;
-pub use proto::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey};
+pub use proto::{curve_keypair, curve_public, CurveKeyPair, CurvePublicKey, CurveSecretKey, KeyError};
 pub use runtime::auth;
 pub use runtime::endpoint::Endpoint;
 pub use runtime::monitor::{DisconnectReason, HandshakeFailure, Monitor, SocketEvent, SocketEventKind};

@@ -31,6 +31,9 @@ pub enum KeyError {
     /// would give a predictable shared secret.
     #[error("weak CURVE public key (all zeros, small order, or not on the curve)")]
     WeakPublicKey,
+    /// The operating system had no randomness to make a key with.
+    #[error("no randomness from the operating system to make a key: {0}")]
+    NoRandomness(String),
 }
 
 /// A CURVE (X25519) public key.
@@ -140,10 +143,10 @@ impl CurveSecretKey {
     /// A new random secret key (from the operating system's generator).
     ///
     /// # Errors
-    /// [`getrandom::Error`] if the operating system has no randomness to give.
-    pub fn generate() -> Result<Self, getrandom::Error> {
+    /// [`KeyError::NoRandomness`] if the operating system has no randomness to give.
+    pub fn generate() -> Result<Self, KeyError> {
         let mut bytes = [0u8; KEY_LEN];
-        getrandom::getrandom(&mut bytes)?;
+        getrandom::getrandom(&mut bytes).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
         let key = CurveSecretKey(bytes);
         bytes.zeroize();
         Ok(key)
@@ -205,8 +208,8 @@ impl fmt::Debug for CurveKeyPair {
 /// A new random CURVE key pair (libzmq's `zmq_curve_keypair`).
 ///
 /// # Errors
-/// [`getrandom::Error`] if the operating system has no randomness to give.
-pub fn curve_keypair() -> Result<CurveKeyPair, getrandom::Error> {
+/// [`KeyError::NoRandomness`] if the operating system has no randomness to give.
+pub fn curve_keypair() -> Result<CurveKeyPair, KeyError> {
     CurveSecretKey::generate().map(CurveKeyPair::from_secret)
 }
 
