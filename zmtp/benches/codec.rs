@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use zmtp::proto::{Connection, ConnectionConfig, Event, SocketType};
+use zmtp::proto::{Connection, ConnectionConfig, CurveSecretKey, Event, Security, SocketType};
 use zmtp::Msg;
 
 const BATCH: usize = 10_000;
@@ -88,5 +88,81 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, encode);
+/// A PUSH→PULL pair over CURVE (fixed long-term keys, fresh transient ones).
+fn curve_pair() -> (Connection, Connection, Instant) {
+    let now = Instant::now();
+    let server = CurveSecretKey::from_bytes([1; 32]);
+    let client = CurveSecretKey::from_bytes([2; 32]);
+    let mut push = ConnectionConfig::new(SocketType::Push).security(Security::CurveClient {
+        public: client.public_key(),
+        secret: client,
+        server: server.public_key(),
+    });
+    push.inline_body_max = 512;
+    let pull = ConnectionConfig::new(SocketType::Pull)
+        .security(Security::CurveServer { public: server.public_key(), secret: server });
+    let mut a = Connection::new(push, now);
+    let mut b = Connection::new(pull, now);
+    zmtp::proto::loopback::exchange(&mut a, &mut b, now);
+    assert!(a.is_ready() && b.is_ready());
+    (a, b, now)
+}
+
+/// CURVE: boxing (encode) and opening (decode) 10,000 messages. Decoding needs the sender's session,
+/// so each iteration's wire is made in the (unmeasured) setup.
+fn curve(c: &mut Criterion) {
+    let mut group = c.benchmark_group("curve_encode");
+    for size in [16usize, 4096] {
+        let body = Bytes::from(vec![0x5a; size]);
+        group.throughput(Throughput::Bytes((BATCH * size) as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &body, |bench, body| {
+            let (mut a, _, _) = curve_pair();
+            bench.iter(|| {
+                for _ in 0..BATCH {
+                    a.send_message(Msg::from(body.clone())).unwrap();
+                }
+                let n = a.transmit().len();
+                a.transmit_mut().advance(n);
+            });
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("curve_decode");
+    for size in [16usize, 4096] {
+        let body = Bytes::from(vec![0x5a; size]);
+        group.throughput(Throughput::Bytes((BATCH * size) as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &body, |bench, body| {
+            bench.iter_batched(
+                || {
+                    let (mut a, b, now) = curve_pair();
+                    for _ in 0..BATCH {
+                        a.send_message(Msg::from(body.clone())).unwrap();
+                    }
+                    (a.take_transmit(), b, now)
+                },
+                |(wire, mut b, now)| {
+                    let mut n = 0;
+                    let mut rest = &wire[..];
+                    while !rest.is_empty() {
+                        let buf = b.read_buffer();
+                        let room = (buf.capacity() - buf.len()).clamp(1, 64 * 1024).min(rest.len());
+                        buf.extend_from_slice(&rest[..room]);
+                        b.handle_read(now, room);
+                        rest = &rest[room..];
+                        while let Some(ev) = b.poll_event() {
+                            if let Event::Message(_) = ev {
+                                n += 1;
+                            }
+                        }
+                    }
+                    assert_eq!(n, BATCH);
+                },
+                criterion::BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, encode, curve);
 criterion_main!(benches);
