@@ -6,12 +6,12 @@
 //! take every queued outgoing message under the same lock, and write them all with one vectored
 //! write. No syscall per message, no copy of a message body.
 
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -86,21 +86,53 @@ pub(crate) struct Outcome {
     pub handshaken: bool,
 }
 
-/// Counts a connection among the handshakes in progress until dropped (at the handshake or the end).
+/// The handshakes in progress on one listener, oldest first, each with the token that ends it.
+#[derive(Debug, Default)]
+pub(crate) struct HandshakeSlots {
+    next: u64,
+    open: BTreeMap<u64, CancellationToken>,
+}
+
+/// Holds a connection's place among the handshakes in progress until dropped (at the handshake or
+/// the end).
 #[derive(Debug)]
-pub(crate) struct HandshakeGuard(Arc<AtomicUsize>);
+pub(crate) struct HandshakeGuard {
+    slots: Arc<Mutex<HandshakeSlots>>,
+    id: u64,
+}
 
 impl HandshakeGuard {
-    /// Counts one more handshake in `counter`.
-    pub(crate) fn new(counter: Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        HandshakeGuard(counter)
+    /// Admits a new handshake, ended by `token`. When `max` are in progress already, the oldest is
+    /// ended to make room, and returned: a flood of peers that open connections and then stall (a
+    /// CURVE HELLO and no INITIATE) cannot lock legitimate clients out, who complete their
+    /// handshake in a few round trips, long before they become the oldest.
+    pub(crate) fn admit(
+        slots: &Arc<Mutex<HandshakeSlots>>,
+        max: usize,
+        token: CancellationToken,
+    ) -> (HandshakeGuard, bool) {
+        let mut guard = lock_slots(slots);
+        let mut evicted = false;
+        while guard.open.len() >= max.max(1) {
+            let Some((_, oldest)) = guard.open.pop_first() else { break };
+            oldest.cancel();
+            evicted = true;
+        }
+        let id = guard.next;
+        guard.next += 1;
+        guard.open.insert(id, token);
+        (HandshakeGuard { slots: slots.clone(), id }, evicted)
     }
+}
+
+fn lock_slots(slots: &Mutex<HandshakeSlots>) -> std::sync::MutexGuard<'_, HandshakeSlots> {
+    // Inserts and removals only: a panic elsewhere cannot leave the map inconsistent.
+    slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for HandshakeGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        lock_slots(&self.slots).open.remove(&self.id);
     }
 }
 

@@ -70,8 +70,9 @@ pub struct Options {
     /// `ZMQ_HANDSHAKE_IVL`: close a connection whose handshake is not complete after this long
     /// (default 30 s; `None` = never).
     pub handshake_interval: Option<Duration>,
-    /// Most handshakes in progress per listener (default 1024; libzmq has no cap). Connections
-    /// accepted beyond it are closed at once (logged, rate-limited).
+    /// Most handshakes in progress per listener (default 1024; libzmq has no cap). At the cap, the
+    /// oldest handshake in progress is closed to admit a new connection (logged, rate-limited): peers
+    /// that connect and stall cannot lock out real ones, which finish in a few round trips.
     pub max_handshakes: usize,
     /// `ZMQ_RECONNECT_IVL`: wait before reconnecting (default 100 ms; `None` = never reconnect, as
     /// libzmq's -1).

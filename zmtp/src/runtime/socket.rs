@@ -20,7 +20,6 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -29,7 +28,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::core::{SendOutcome, Shared};
-use super::driver::{drive, HandshakeGuard, PeerSlot};
+use super::driver::{drive, HandshakeGuard, HandshakeSlots, PeerSlot};
 use super::endpoint::Endpoint;
 use super::monitor::{HandshakeFailure, Monitor, SocketEventKind};
 use super::options::Options;
@@ -402,8 +401,8 @@ async fn accept_loop(
     endpoint: String,
     token: CancellationToken,
 ) {
-    let in_handshake = Arc::new(AtomicUsize::new(0));
-    let mut refused_logged: Option<Instant> = None;
+    let slots = Arc::new(Mutex::new(HandshakeSlots::default()));
+    let mut evicted_logged: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
@@ -413,23 +412,24 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer_address)) => {
                 shared.monitors.emit(&endpoint, SocketEventKind::Accepted(peer_address.clone()));
-                if in_handshake.load(Ordering::Relaxed) >= shared.options.max_handshakes {
+                let connection_token = token.child_token();
+                let (guard, evicted) =
+                    HandshakeGuard::admit(&slots, shared.options.max_handshakes, connection_token.clone());
+                if evicted {
                     let now = Instant::now();
-                    if refused_logged.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10)) {
+                    if evicted_logged.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10)) {
                         tracing::warn!(
                             endpoint,
                             peer_address,
-                            "{} handshakes in progress: closing new connections",
+                            "{} handshakes in progress: closing the oldest to admit new connections",
                             shared.options.max_handshakes
                         );
-                        refused_logged = Some(now);
+                        evicted_logged = Some(now);
                     }
-                    continue;
                 }
-                let guard = HandshakeGuard::new(in_handshake.clone());
                 let shared2 = shared.clone();
                 let endpoint2 = endpoint.clone();
-                let token2 = token.clone();
+                let token2 = connection_token;
                 shared.tasks.spawn(async move {
                     let now = tokio::time::Instant::now().into_std();
                     let conn = Connection::new(shared2.config.clone(), now);
