@@ -259,12 +259,15 @@ impl Handshake {
         !matches!(self, Handshake::PlainClient(_) | Handshake::CurveClient(_))
     }
 
-    /// Validates the peer's as-server flag: NULL ignores it (libzmq accepts 1, reliability.md
-    /// A-G11); PLAIN and CURVE need exactly one server.
+    /// Validates the peer's as-server flag. NULL ignores it (libzmq accepts 1, reliability.md A-G11).
+    /// Under PLAIN and CURVE exactly one side is the server, but libzmq 4.3 always sends 0 and picks
+    /// its role from its own options alone, so 0 from the peer must be accepted whatever our role;
+    /// only a peer that claims to be a server when we are one is refused. (Two clients fail at
+    /// their first command: each expects the other's reply to its HELLO.)
     pub(crate) fn check_peer_as_server(&self, ours: bool, theirs: bool) -> Result<(), ProtocolError> {
         match self {
             Handshake::Null(_) => Ok(()),
-            _ if ours == theirs => Err(ProtocolError::AsServerConflict(ours)),
+            _ if ours && theirs => Err(ProtocolError::AsServerConflict(true)),
             _ => Ok(()),
         }
     }

@@ -456,7 +456,7 @@ fn plain_handshake_with_and_without_a_decision() {
 }
 
 #[test]
-fn both_or_neither_as_server_is_refused() {
+fn both_as_server_is_refused_and_a_libzmq_style_zero_is_accepted() {
     let now = Instant::now();
     let secret = server_secret();
     let mut a = Connection::new(server_config(false), now);
@@ -468,6 +468,17 @@ fn both_or_neither_as_server_is_refused() {
     let (ae, be) = exchange(&mut a, &mut b, now);
     assert!(matches!(closed(&ae), Some(ConnectionError::Protocol(ProtocolError::AsServerConflict(true)))));
     assert!(closed(&be).is_some());
+    // libzmq 4.3's greeting always says as-server = 0, servers' included: our client accepts it.
+    let (mut c, mut s) = (Connection::new(client_config(), now), Connection::new(server_config(false), now));
+    let mut greeting = s.take_transmit();
+    assert_eq!(greeting[32], 1, "we say as-server = 1");
+    greeting[32] = 0;
+    c.handle_input(now, &greeting);
+    assert_eq!(c.poll_event(), None);
+    assert!(!c.is_closed());
+    s.handle_input(now, &c.take_transmit());
+    let (ce, se) = exchange(&mut c, &mut s, now);
+    assert!(matches!(ce[..], [Event::HandshakeComplete(_)]) && matches!(se[..], [Event::HandshakeComplete(_)]));
 }
 
 #[test]
