@@ -12,10 +12,12 @@
 //! ```
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use zmtp::Endpoint;
+use zmtp::{CurvePublicKey, Endpoint};
+
+use crate::security::Security;
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +61,62 @@ pub struct Config {
     pub heartbeat_timeout: Duration,
     /// Text or JSON log lines.
     pub log_format: LogFormat,
+    /// Security of the client ROUTER (`client_*` keys).
+    pub client_security: PortSecurityConfig,
+    /// Security of the two ingestor ports, work and responses (`ingestor_*` keys).
+    pub ingestor_security: PortSecurityConfig,
+    /// Security of the market-data XPUB (`market_data_pub_*` keys).
+    pub market_data_pub_security: PortSecurityConfig,
+    /// CURVE client settings of the upstream XSUB (`flink_market_data_curve_*` keys).
+    pub upstream_security: UpstreamSecurityConfig,
 }
+
+/// The security settings of one role's bound port(s), as written in the file (paths, not yet read:
+/// [`Config::security`] reads them). All unset is the NULL mechanism.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortSecurityConfig {
+    /// `<role>_curve_secret_key_file`: the relay's secret certificate for this role; CURVE when set.
+    pub curve_secret_key_file: Option<PathBuf>,
+    /// `<role>_curve_allowed_certs_dir`: the public certificates (`*.key`) of the allowed clients.
+    pub curve_allowed_certs_dir: Option<PathBuf>,
+    /// `<role>_curve_allow_any_key`: any client key is accepted (encryption without authentication).
+    pub curve_allow_any_key: bool,
+    /// `<role>_plain_password_file`: `user=password` lines; PLAIN when set.
+    pub plain_password_file: Option<PathBuf>,
+}
+
+impl PortSecurityConfig {
+    /// Whether any key of this role is set (CURVE or PLAIN).
+    pub fn is_set(&self) -> bool {
+        self.curve_secret_key_file.is_some()
+            || self.curve_allowed_certs_dir.is_some()
+            || self.curve_allow_any_key
+            || self.plain_password_file.is_some()
+    }
+}
+
+/// The upstream XSUB as a CURVE client, as written in the file. All unset is the NULL mechanism.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamSecurityConfig {
+    /// `flink_market_data_curve_secret_key_file`: the relay's own secret certificate.
+    pub curve_secret_key_file: Option<PathBuf>,
+    /// `flink_market_data_curve_server_key`: the source's public key, 40 Z85 characters.
+    pub curve_server_key: Option<CurvePublicKey>,
+    /// `flink_market_data_curve_server_cert_file`: the source's public certificate file, instead.
+    pub curve_server_cert_file: Option<PathBuf>,
+}
+
+impl UpstreamSecurityConfig {
+    /// Whether any key is set.
+    pub fn is_set(&self) -> bool {
+        self.curve_secret_key_file.is_some()
+            || self.curve_server_key.is_some()
+            || self.curve_server_cert_file.is_some()
+    }
+}
+
+/// The key prefixes of the roles whose bound ports may require CURVE or PLAIN.
+pub const SECURED_ROLES: [&str; 3] = ["client", "ingestor", "market_data_pub"];
 
 impl Default for Config {
     fn default() -> Config {
@@ -79,6 +136,10 @@ impl Default for Config {
             heartbeat_interval: Some(Duration::from_secs(10)),
             heartbeat_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
+            client_security: PortSecurityConfig::default(),
+            ingestor_security: PortSecurityConfig::default(),
+            market_data_pub_security: PortSecurityConfig::default(),
+            upstream_security: UpstreamSecurityConfig::default(),
         }
     }
 }
@@ -93,7 +154,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn key(key: &str, reason: impl Into<String>) -> ConfigError {
+    pub(crate) fn key(key: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError { key: Some(key.to_owned()), reason: reason.into() }
     }
 }
@@ -134,6 +195,21 @@ const KEYS: &[&str] = &[
     "heartbeat_interval_secs",
     "heartbeat_timeout_secs",
     "log_format",
+    "client_curve_secret_key_file",
+    "client_curve_allowed_certs_dir",
+    "client_curve_allow_any_key",
+    "client_plain_password_file",
+    "ingestor_curve_secret_key_file",
+    "ingestor_curve_allowed_certs_dir",
+    "ingestor_curve_allow_any_key",
+    "ingestor_plain_password_file",
+    "market_data_pub_curve_secret_key_file",
+    "market_data_pub_curve_allowed_certs_dir",
+    "market_data_pub_curve_allow_any_key",
+    "market_data_pub_plain_password_file",
+    "flink_market_data_curve_secret_key_file",
+    "flink_market_data_curve_server_key",
+    "flink_market_data_curve_server_cert_file",
 ];
 
 impl Config {
@@ -146,6 +222,29 @@ impl Config {
                 Ok((Config::default(), ConfigSource::Defaults))
             }
             Err(e) => Err(ConfigError { key: None, reason: format!("cannot read {}: {e}", path.display()) }),
+        }
+    }
+
+    /// Every key a configuration file may set.
+    pub fn keys() -> &'static [&'static str] {
+        KEYS
+    }
+
+    /// Reads the key and certificate files the security keys name, and checks them: a file that is
+    /// missing or unreadable, a secret file readable or writable by group or others, a certificate
+    /// directory that does not load or holds no certificate, a password file with a bad line or no
+    /// user are errors naming the key. Called at start, before anything is bound.
+    pub fn security(&self) -> Result<Security, ConfigError> {
+        Security::load(self)
+    }
+
+    /// The security settings of the role whose keys start with `prefix` (one of [`SECURED_ROLES`]).
+    pub fn port_security(&self, prefix: &str) -> Option<&PortSecurityConfig> {
+        match prefix {
+            "client" => Some(&self.client_security),
+            "ingestor" => Some(&self.ingestor_security),
+            "market_data_pub" => Some(&self.market_data_pub_security),
+            _ => None,
         }
     }
 
@@ -202,6 +301,40 @@ impl Config {
                     }
                 }
             }
+            "flink_market_data_curve_secret_key_file" => {
+                self.upstream_security.curve_secret_key_file = path(key, value)?
+            }
+            "flink_market_data_curve_server_cert_file" => {
+                self.upstream_security.curve_server_cert_file = path(key, value)?
+            }
+            "flink_market_data_curve_server_key" => {
+                let text = string(key, value)?;
+                self.upstream_security.curve_server_key =
+                    if text.is_empty() { None } else { Some(server_key(key, &text)?) };
+            }
+            _ => return self.set_port_security(key, value),
+        }
+        Ok(())
+    }
+
+    /// Sets one of the `<role>_curve_*` / `<role>_plain_*` keys.
+    fn set_port_security(&mut self, key: &str, value: &toml::Value) -> Result<(), ConfigError> {
+        let (security, setting) = [
+            ("client_", &mut self.client_security),
+            ("ingestor_", &mut self.ingestor_security),
+            ("market_data_pub_", &mut self.market_data_pub_security),
+        ]
+        .into_iter()
+        .find_map(|(prefix, security)| key.strip_prefix(prefix).map(|rest| (security, rest)))
+        .ok_or_else(|| ConfigError::key(key, "unknown key"))?;
+        match setting {
+            "curve_secret_key_file" => security.curve_secret_key_file = path(key, value)?,
+            "curve_allowed_certs_dir" => security.curve_allowed_certs_dir = path(key, value)?,
+            "curve_allow_any_key" => {
+                security.curve_allow_any_key =
+                    value.as_bool().ok_or_else(|| ConfigError::key(key, "expected true or false"))?
+            }
+            "plain_password_file" => security.plain_password_file = path(key, value)?,
             _ => return Err(ConfigError::key(key, "unknown key")),
         }
         Ok(())
@@ -253,6 +386,47 @@ impl Config {
                 return Err(ConfigError::key(key, "expected tcp://host:port or ipc://path"))
             }
         }
+        for prefix in SECURED_ROLES {
+            if let Some(security) = self.port_security(prefix) {
+                validate_port_security(prefix, security)?;
+            }
+        }
+        self.validate_upstream_security()
+    }
+
+    fn validate_upstream_security(&self) -> Result<(), ConfigError> {
+        let up = &self.upstream_security;
+        let secret_key = "flink_market_data_curve_secret_key_file";
+        let server_key = "flink_market_data_curve_server_key";
+        let server_cert = "flink_market_data_curve_server_cert_file";
+        if up.curve_server_key.is_some() && up.curve_server_cert_file.is_some() {
+            return Err(ConfigError::key(
+                server_cert,
+                format!("`{server_key}` and `{server_cert}` are mutually exclusive: give the key one way"),
+            ));
+        }
+        let has_server = up.curve_server_key.is_some() || up.curve_server_cert_file.is_some();
+        match (up.curve_secret_key_file.is_some(), has_server) {
+            (true, false) => {
+                return Err(ConfigError::key(
+                    server_key,
+                    format!("required with `{secret_key}`: the source's public key (or `{server_cert}`)"),
+                ))
+            }
+            (false, true) => {
+                return Err(ConfigError::key(
+                    secret_key,
+                    format!("required with `{server_key}`/`{server_cert}`: the relay's secret certificate"),
+                ))
+            }
+            _ => {}
+        }
+        if up.is_set() && self.flink_market_data_bind {
+            return Err(ConfigError::key(
+                secret_key,
+                "the upstream can be a CURVE client only when it connects (flink_market_data_bind = false)",
+            ));
+        }
         Ok(())
     }
 
@@ -270,6 +444,59 @@ impl Config {
     pub fn bind_endpoint(&self, port: u16) -> String {
         format!("{}:{port}", self.bind_address)
     }
+}
+
+/// Checks one role's security keys against each other (the files are read by [`Config::security`]).
+fn validate_port_security(prefix: &str, s: &PortSecurityConfig) -> Result<(), ConfigError> {
+    let secret = format!("{prefix}_curve_secret_key_file");
+    let dir = format!("{prefix}_curve_allowed_certs_dir");
+    let any = format!("{prefix}_curve_allow_any_key");
+    let plain = format!("{prefix}_plain_password_file");
+    let curve =
+        s.curve_secret_key_file.is_some() || s.curve_allowed_certs_dir.is_some() || s.curve_allow_any_key;
+    if curve && s.plain_password_file.is_some() {
+        return Err(ConfigError::key(
+            &plain,
+            format!("CURVE (`{prefix}_curve_*`) and PLAIN are mutually exclusive on one port: choose one"),
+        ));
+    }
+    if !curve {
+        return Ok(());
+    }
+    if s.curve_secret_key_file.is_none() {
+        let set = if s.curve_allowed_certs_dir.is_some() { &dir } else { &any };
+        return Err(ConfigError::key(set, format!("needs `{secret}`: the relay's secret certificate")));
+    }
+    match (s.curve_allowed_certs_dir.is_some(), s.curve_allow_any_key) {
+        (true, true) => Err(ConfigError::key(
+            &any,
+            format!("`{any} = true` and `{dir}` are mutually exclusive: an allow list, or any key"),
+        )),
+        (false, false) => Err(ConfigError::key(
+            &dir,
+            format!(
+                "required with `{secret}`: a directory of the allowed clients' certificates (or set \
+                 `{any} = true` to encrypt without authenticating clients)"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A path; the empty string is unset.
+fn path(key: &str, value: &toml::Value) -> Result<Option<PathBuf>, ConfigError> {
+    let text = string(key, value)?;
+    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+}
+
+/// A CURVE public key in Z85 (40 characters), not a weak key.
+fn server_key(key: &str, text: &str) -> Result<CurvePublicKey, ConfigError> {
+    let public = CurvePublicKey::from_z85(text)
+        .map_err(|e| ConfigError::key(key, format!("not a CURVE public key (40 Z85 characters): {e}")))?;
+    if public.is_weak() {
+        return Err(ConfigError::key(key, "is not a usable CURVE public key (weak or not on the curve)"));
+    }
+    Ok(public)
 }
 
 fn string(key: &str, value: &toml::Value) -> Result<String, ConfigError> {
@@ -392,6 +619,269 @@ mod tests {
     fn syntax_errors_are_reported() {
         let e = err("client_request_port = = 1");
         assert!(e.to_string().contains("TOML"), "{e}");
+    }
+
+    #[test]
+    fn security_keys_default_to_null() {
+        let c = Config::default();
+        for prefix in SECURED_ROLES {
+            assert!(!c.port_security(prefix).unwrap().is_set(), "{prefix}");
+        }
+        assert!(!c.upstream_security.is_set());
+        let security = c.security().unwrap();
+        for port in [&security.clients, &security.ingestors, &security.subscribers] {
+            assert_eq!(port.mechanism(), "NULL");
+        }
+        assert!(security.upstream.is_none());
+        // Empty strings are unset too (how config.example.toml shows the defaults).
+        let text: String = KEYS
+            .iter()
+            .filter(|k| k.ends_with("_file") || k.ends_with("_dir") || k.ends_with("_server_key"))
+            .map(|k| format!("{k} = \"\"\n"))
+            .collect();
+        assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
+    }
+
+    /// A Z85 public key that is not weak.
+    fn z85_key() -> String {
+        zmtp::CurveSecretKey::from_bytes([7; 32]).public_key().to_z85()
+    }
+
+    #[test]
+    fn security_settings_that_contradict_each_other_are_refused() {
+        let key = z85_key();
+        let server = format!("flink_market_data_curve_server_key = \"{key}\"");
+        let mut cases: Vec<(String, String)> = Vec::new();
+        for p in SECURED_ROLES {
+            let secret = format!("{p}_curve_secret_key_file = \"/k/relay.key_secret\"");
+            let dir = format!("{p}_curve_allowed_certs_dir = \"/k/clients\"");
+            let any = format!("{p}_curve_allow_any_key = true");
+            let plain = format!("{p}_plain_password_file = \"/k/passwords\"");
+            cases.extend([
+                (format!("{secret}\n{dir}\n{plain}"), format!("{p}_plain_password_file")),
+                (format!("{any}\n{plain}"), format!("{p}_plain_password_file")),
+                (dir.clone(), format!("{p}_curve_allowed_certs_dir")),
+                (any.clone(), format!("{p}_curve_allow_any_key")),
+                (secret.clone(), format!("{p}_curve_allowed_certs_dir")),
+                (format!("{secret}\n{dir}\n{any}"), format!("{p}_curve_allow_any_key")),
+                (format!("{p}_curve_allow_any_key = \"yes\""), format!("{p}_curve_allow_any_key")),
+                (format!("{p}_plain_password_file = 1"), format!("{p}_plain_password_file")),
+                (format!("{p}_curve_secret_key = \"x\""), format!("{p}_curve_secret_key")),
+            ]);
+        }
+        let up_secret = "flink_market_data_curve_secret_key_file = \"/k/relay.key_secret\"";
+        let up_cert = "flink_market_data_curve_server_cert_file = \"/k/source.key\"";
+        cases.extend([
+            (
+                "flink_market_data_curve_server_key = \"abc\"".into(),
+                "flink_market_data_curve_server_key".into(),
+            ),
+            (
+                format!("flink_market_data_curve_server_key = \"{}~\"", &key[..39]),
+                "flink_market_data_curve_server_key".into(),
+            ),
+            (
+                format!("flink_market_data_curve_server_key = \"{}\"", "0".repeat(40)),
+                "flink_market_data_curve_server_key".into(),
+            ),
+            (up_secret.into(), "flink_market_data_curve_server_key".into()),
+            (server.clone(), "flink_market_data_curve_secret_key_file".into()),
+            (up_cert.into(), "flink_market_data_curve_secret_key_file".into()),
+            (format!("{up_secret}\n{server}\n{up_cert}"), "flink_market_data_curve_server_cert_file".into()),
+            (
+                format!(
+                    "{up_secret}\n{server}\nflink_market_data_bind = true\n\
+                     flink_market_data_endpoint = \"tcp://*:6000\""
+                ),
+                "flink_market_data_curve_secret_key_file".into(),
+            ),
+        ]);
+        for (text, key) in cases {
+            let e = err(&text);
+            assert_eq!(e.key.as_deref(), Some(key.as_str()), "{text}: {e}");
+            assert!(e.to_string().contains(&key), "{e}");
+        }
+    }
+
+    #[test]
+    fn good_security_settings_are_accepted() {
+        let key = z85_key();
+        let text = format!(
+            "client_curve_secret_key_file = \"/k/relay.key_secret\"\n\
+             client_curve_allowed_certs_dir = \"/k/clients\"\n\
+             ingestor_curve_secret_key_file = \"/k/relay.key_secret\"\n\
+             ingestor_curve_allow_any_key = true\n\
+             market_data_pub_plain_password_file = \"/k/passwords\"\n\
+             flink_market_data_curve_secret_key_file = \"/k/relay.key_secret\"\n\
+             flink_market_data_curve_server_key = \"{key}\"\n"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.client_security.curve_allowed_certs_dir.as_deref(), Some(Path::new("/k/clients")));
+        assert!(c.ingestor_security.curve_allow_any_key);
+        assert_eq!(
+            c.market_data_pub_security.plain_password_file.as_deref(),
+            Some(Path::new("/k/passwords"))
+        );
+        assert_eq!(c.upstream_security.curve_server_key.map(|k| k.to_z85()), Some(key));
+    }
+
+    mod files {
+        use std::os::unix::fs::PermissionsExt;
+
+        use super::*;
+        use zmtp_interop::TempDir;
+
+        /// A directory with `relay.key_secret` (mode 0600), `clients/` holding `alice.key`, and
+        /// `passwords` (mode 0600, one user).
+        struct Keys {
+            dir: TempDir,
+        }
+
+        impl Keys {
+            fn new() -> Keys {
+                let dir = TempDir::new("relay-keys");
+                zmtp::cert::create_certificates(dir.path(), "relay").unwrap();
+                let clients = dir.path().join("clients");
+                std::fs::create_dir(&clients).unwrap();
+                let (alice, alice_secret) = zmtp::cert::create_certificates(&clients, "alice").unwrap();
+                std::fs::rename(alice_secret, dir.path().join("alice.key_secret")).unwrap();
+                assert!(alice.exists());
+                let passwords = dir.path().join("passwords");
+                std::fs::write(&passwords, "# users\nalice=secret\n").unwrap();
+                std::fs::set_permissions(&passwords, std::fs::Permissions::from_mode(0o600)).unwrap();
+                Keys { dir }
+            }
+
+            fn path(&self, name: &str) -> String {
+                self.dir.path().join(name).display().to_string()
+            }
+
+            /// The configuration text with these keys (`@name` is a path in the directory).
+            fn config(&self, keys: &[(&str, &str)]) -> String {
+                keys.iter()
+                    .map(|(k, v)| match v.strip_prefix('@') {
+                        Some(name) => format!("{k} = \"{}\"\n", self.path(name)),
+                        None => format!("{k} = {v}\n"),
+                    })
+                    .collect()
+            }
+
+            fn security_err(&self, keys: &[(&str, &str)]) -> ConfigError {
+                let text = self.config(keys);
+                let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                match config.security() {
+                    Ok(_) => panic!("accepted: {text}"),
+                    Err(e) => e,
+                }
+            }
+        }
+
+        #[test]
+        fn good_files_load_with_their_mechanisms() {
+            let k = Keys::new();
+            let relay_public = zmtp::cert::load_secret(k.path("relay.key_secret")).unwrap().public;
+            let source = zmtp::cert::Certificate::load(k.path("clients/alice.key")).unwrap().public;
+            let text = k.config(&[
+                ("client_curve_secret_key_file", "@relay.key_secret"),
+                ("client_curve_allowed_certs_dir", "@clients"),
+                ("ingestor_curve_secret_key_file", "@relay.key_secret"),
+                ("ingestor_curve_allow_any_key", "true"),
+                ("market_data_pub_plain_password_file", "@passwords"),
+                ("flink_market_data_curve_secret_key_file", "@relay.key_secret"),
+                ("flink_market_data_curve_server_cert_file", "@clients/alice.key"),
+            ]);
+            let security = Config::from_toml(&text).unwrap().security().unwrap();
+            match &security.clients {
+                crate::PortSecurity::Curve { public, allowed, .. } => {
+                    assert_eq!(*public, relay_public);
+                    assert_eq!(*allowed, crate::security::AllowedClients::Listed(1));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(
+                security.ingestors,
+                crate::PortSecurity::Curve { allowed: crate::security::AllowedClients::Any, .. }
+            ));
+            assert!(matches!(security.subscribers, crate::PortSecurity::Plain { users: 1, .. }));
+            assert_eq!(security.upstream.as_ref().map(|u| u.server), Some(source));
+            let options = security.clients.apply(zmtp::Options::default());
+            assert!(options.curve_server && options.authenticator.is_some());
+            let options = security.subscribers.apply(zmtp::Options::default());
+            assert!(options.plain_server && options.authenticator.is_some());
+            let options = security.upstream.unwrap().apply(zmtp::Options::default());
+            assert_eq!(options.curve_server_key, Some(source));
+            // The secret never shows.
+            let shown = format!("{:?}", security.clients);
+            let secret = zmtp::cert::load_secret(k.path("relay.key_secret")).unwrap().secret.unwrap();
+            assert!(!shown.contains(&secret.to_z85()), "{shown}");
+        }
+
+        #[test]
+        fn bad_files_are_refused_naming_the_key() {
+            let k = Keys::new();
+            let loose = k.path("loose.key_secret");
+            std::fs::copy(k.path("relay.key_secret"), &loose).unwrap();
+            std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let loose_passwords = k.path("loose-passwords");
+            std::fs::write(&loose_passwords, "alice=secret\n").unwrap();
+            std::fs::set_permissions(&loose_passwords, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::create_dir(k.path("empty")).unwrap();
+            std::fs::create_dir(k.path("broken")).unwrap();
+            std::fs::write(k.path("broken/mallory.key"), "curve\n    public-key = \"short\"\n").unwrap();
+            let private = |name: &str, text: &str| {
+                std::fs::write(k.path(name), text).unwrap();
+                std::fs::set_permissions(k.path(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+            };
+            private("bad-line", "alice=secret\nbob\n");
+            private("public-only.key", &std::fs::read_to_string(k.path("clients/alice.key")).unwrap());
+            private("no-users", "# nobody\n\n");
+            private("garbage.key_secret", "this is not a certificate\n");
+            for p in SECURED_ROLES {
+                let secret = format!("{p}_curve_secret_key_file");
+                let dir = format!("{p}_curve_allowed_certs_dir");
+                let plain = format!("{p}_plain_password_file");
+                let any = format!("{p}_curve_allow_any_key");
+                type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+                let cases: Vec<Case> = vec![
+                    (vec![(&secret, "@missing.key_secret"), (&any, "true")], &secret, "missing.key_secret"),
+                    (vec![(&secret, "@clients"), (&any, "true")], &secret, "clients"),
+                    (vec![(&secret, "@loose.key_secret"), (&any, "true")], &secret, "0640"),
+                    (vec![(&secret, "@public-only.key"), (&any, "true")], &secret, "no secret key"),
+                    (vec![(&secret, "@garbage.key_secret"), (&any, "true")], &secret, "garbage.key_secret"),
+                    (vec![(&secret, "@relay.key_secret"), (&dir, "@nowhere")], &dir, "nowhere"),
+                    (vec![(&secret, "@relay.key_secret"), (&dir, "@empty")], &dir, "no public certificate"),
+                    (vec![(&secret, "@relay.key_secret"), (&dir, "@broken")], &dir, "mallory.key"),
+                    (vec![(&plain, "@missing-passwords")], &plain, "missing-passwords"),
+                    (vec![(&plain, "@loose-passwords")], &plain, "0644"),
+                    (vec![(&plain, "@bad-line")], &plain, "bad-line:2"),
+                    (vec![(&plain, "@no-users")], &plain, "no user"),
+                ];
+                for (keys, key, detail) in cases {
+                    let e = k.security_err(&keys);
+                    assert_eq!(e.key.as_deref(), Some(key), "{keys:?}: {e}");
+                    assert!(e.to_string().contains(detail), "{keys:?}: {e} (want {detail:?})");
+                }
+            }
+            let up_secret = "flink_market_data_curve_secret_key_file";
+            let up_cert = "flink_market_data_curve_server_cert_file";
+            let e = k.security_err(&[(up_secret, "@loose.key_secret"), (up_cert, "@clients/alice.key")]);
+            assert_eq!(e.key.as_deref(), Some(up_secret), "{e}");
+            let e = k.security_err(&[(up_secret, "@relay.key_secret"), (up_cert, "@clients/nobody.key")]);
+            assert_eq!(e.key.as_deref(), Some(up_cert), "{e}");
+            assert!(e.to_string().contains("nobody.key"), "{e}");
+        }
+    }
+
+    #[test]
+    fn config_example_lists_every_key_at_its_default() {
+        let text = include_str!("../../config.example.toml");
+        assert_eq!(Config::from_toml(text).unwrap(), Config::default());
+        for key in KEYS {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "{key} is not in config.example.toml"
+            );
+        }
     }
 
     #[test]

@@ -14,24 +14,31 @@
 //! ```
 //!
 //! Requests run on one task that owns the [`PendingTable`]; the market-data proxy and the monitors that
-//! log peers' protocol errors run on their own tasks.
+//! log peers' protocol errors (and count the peers refused at authentication) run on their own tasks.
+//!
+//! Ports may require CURVE or PLAIN ([`security`]); [`Relay::bind`] reads the key files the
+//! configuration names before binding anything.
 
 pub mod config;
 pub mod logging;
 pub mod market;
 pub mod requests;
+pub mod security;
 
 use std::future::{poll_fn, Future};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use zmtp::proto::ProtocolError;
 use zmtp::{Error, HandshakeFailure, Msg, Options, SendError, Socket, SocketEventKind, SocketType};
 
 pub use config::{Config, ConfigError, ConfigSource, LogFormat};
-use logging::{DropKind, Drops, Id, RateLimit};
+use logging::{DropKind, Drops, Id, PeerRole, RateLimit, RefusalCounters, Refusals};
 pub use requests::PendingTable;
 use requests::{parse_request, parse_response, reply, Request, Status, TYPE_WORK};
+pub use security::{PortSecurity, Security};
 
 /// How long sockets may flush at shutdown.
 pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
@@ -56,6 +63,8 @@ pub enum RunError {
     },
     /// A socket could not be created.
     Socket(Error),
+    /// A key, certificate or password file named by the configuration cannot be used.
+    Config(ConfigError),
 }
 
 impl std::fmt::Display for RunError {
@@ -63,6 +72,7 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Bind { key, endpoint, error } => write!(f, "cannot bind `{key}` ({endpoint}): {error}"),
             RunError::Socket(e) => write!(f, "cannot create a socket: {e}"),
+            RunError::Config(e) => write!(f, "invalid configuration: {e}"),
         }
     }
 }
@@ -82,6 +92,22 @@ pub struct Stats {
     pub refused: u64,
     /// Messages dropped, all kinds.
     pub dropped: u64,
+    /// Peers refused at authentication, per role.
+    pub auth_refused: AuthRefusals,
+}
+
+/// Peers refused at authentication (credentials refused, a CURVE handshake that fails on the keys, or
+/// another mechanism than the port requires), per role.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AuthRefusals {
+    /// On the client port.
+    pub clients: u64,
+    /// On the two ingestor ports.
+    pub ingestors: u64,
+    /// On the market-data port.
+    pub subscribers: u64,
+    /// By or of the market-data source.
+    pub upstream: u64,
 }
 
 /// The relay's sockets, bound and ready to run.
@@ -91,49 +117,68 @@ pub struct Relay {
     work: Socket,
     responses: Socket,
     market: market::MarketData,
+    refusals: Arc<RefusalCounters>,
 }
 
 impl Relay {
-    /// Creates and binds every socket (and starts connecting upstream). A port that cannot be bound
-    /// is an error naming its key; what was bound is released.
+    /// Reads the key files the configuration names ([`Config::security`]: an error is
+    /// [`RunError::Config`], and nothing is bound), then [`Relay::bind_secured`].
     pub async fn bind(config: &Config) -> Result<Relay, RunError> {
+        let security = config.security().map_err(RunError::Config)?;
+        Relay::bind_secured(config, &security).await
+    }
+
+    /// Creates and binds every socket, with the mechanisms of `security` (and starts connecting
+    /// upstream). A port that cannot be bound is an error naming its key; what was bound is released.
+    pub async fn bind_secured(config: &Config, security: &Security) -> Result<Relay, RunError> {
         let base = base_options(config);
+        let refusals = Arc::new(RefusalCounters::default());
         let clients = Socket::with_options(
             SocketType::Router,
-            Options {
+            security.clients.apply(Options {
                 router_mandatory: true,
                 max_msg_size: Some(MAX_CLIENT_MESSAGE),
                 max_frames_per_message: MAX_CLIENT_FRAMES,
                 ..base.clone()
-            },
+            }),
         )
         .map_err(RunError::Socket)?;
-        let work = Socket::with_options(SocketType::XPub, base.clone()).map_err(RunError::Socket)?;
+        let work = Socket::with_options(SocketType::XPub, security.ingestors.apply(base.clone()))
+            .map_err(RunError::Socket)?;
         let responses = Socket::with_options(
             SocketType::Router,
-            Options { max_msg_size: Some(config.max_message_bytes), ..base.clone() },
+            security
+                .ingestors
+                .apply(Options { max_msg_size: Some(config.max_message_bytes), ..base.clone() }),
         )
         .map_err(RunError::Socket)?;
         let out = [
-            (&clients, "client_request_port", config.client_request_port, "clients"),
-            (&work, "ingestor_work_port", config.ingestor_work_port, "ingestor work"),
-            (&responses, "ingestor_response_port", config.ingestor_response_port, "ingestor responses"),
+            (&clients, "client_request_port", config.client_request_port, "clients", &security.clients),
+            (&work, "ingestor_work_port", config.ingestor_work_port, "ingestor work", &security.ingestors),
+            (
+                &responses,
+                "ingestor_response_port",
+                config.ingestor_response_port,
+                "ingestor responses",
+                &security.ingestors,
+            ),
         ];
-        for (socket, key, port, role) in out {
+        for (socket, key, port, role, port_security) in out {
             let endpoint = config.bind_endpoint(port);
             let bound =
                 socket.bind(&endpoint).await.map_err(|error| RunError::Bind { key, endpoint, error })?;
-            tracing::info!(role = %role, endpoint = %bound, "listening");
-            watch_peers(socket, role);
+            tracing::info!(role = %role, endpoint = %bound, mechanism = port_security.mechanism(), "listening");
+            let counted = if key == "client_request_port" { PeerRole::Clients } else { PeerRole::Ingestors };
+            watch_peers(socket, role, Refused::new(&refusals, counted, port_security.is_secured()));
         }
-        let market = market::MarketData::bind(config, &base).await?;
-        Ok(Relay { config: config.clone(), clients, work, responses, market })
+        let market = market::MarketData::bind(config, &base, security, &refusals).await?;
+        Ok(Relay { config: config.clone(), clients, work, responses, market, refusals })
     }
 
     /// Serves requests and market data until `shutdown` completes, then answers every pending request
     /// `UNAVAILABLE`, flushes for at most [`SHUTDOWN_LINGER`] and closes every socket.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stats {
-        let Relay { config, clients, work, responses, market } = self;
+        let Relay { config, clients, work, responses, market, refusals } = self;
         let market_task = market.start();
         let mut server = Server {
             config,
@@ -141,8 +186,11 @@ impl Relay {
             work: work.clone(),
             subscribers: market.subscribers(),
             published_drops: (0, 0),
+            refusal_counters: refusals,
+            refusals_read: [0; 4],
             pending: PendingTable::new(),
             drops: Drops::default(),
+            refusals: Refusals::default(),
             stats: Stats::default(),
         };
         tokio::pin!(shutdown);
@@ -155,6 +203,8 @@ impl Relay {
                 _ = drop_log.tick() => {
                     server.count_publisher_drops();
                     server.drops.flush();
+                    server.count_refusals();
+                    server.refusals.flush();
                 }
                 msg = responses.recv() => match msg {
                     Ok(msg) => {
@@ -205,13 +255,20 @@ impl Relay {
         if tokio::time::timeout(SHUTDOWN_LINGER + Duration::from_secs(1), close_all).await.is_err() {
             tracing::warn!("sockets still flushing after the linger: closing anyway");
         }
+        server.count_refusals();
+        server.refusals.flush();
         let stats = server.stats;
+        let auth = stats.auth_refused;
         tracing::info!(
             forwarded = stats.forwarded,
             answered = stats.answered,
             timed_out = stats.timed_out,
             refused = stats.refused,
             dropped = stats.dropped,
+            auth_refused_clients = auth.clients,
+            auth_refused_ingestors = auth.ingestors,
+            auth_refused_subscribers = auth.subscribers,
+            auth_refused_upstream = auth.upstream,
             "stopped"
         );
         stats
@@ -245,8 +302,12 @@ struct Server {
     subscribers: Socket,
     /// The work and market-data publishers' drop counters when last read.
     published_drops: (u64, u64),
+    /// The monitors' authentication refusal counters, and their values when last read.
+    refusal_counters: Arc<RefusalCounters>,
+    refusals_read: [u64; 4],
     pending: PendingTable,
     drops: Drops,
+    refusals: Refusals,
     stats: Stats,
 }
 
@@ -354,6 +415,25 @@ impl Server {
         self.drops.count_many(DropKind::SubscriberQueueFull, market, "market-data messages");
     }
 
+    /// Counts the peers the monitors saw refused at authentication since the last call (logged
+    /// rate-limited, as drops).
+    fn count_refusals(&mut self) {
+        for (i, role) in PeerRole::ALL.into_iter().enumerate() {
+            let now = self.refusal_counters.get(role);
+            let new = now.saturating_sub(self.refusals_read[i]);
+            self.refusals_read[i] = now;
+            if new > 0 {
+                let last = self.refusal_counters.last_reason(role).unwrap_or_default();
+                self.refusals.count_many(role, new, last);
+            }
+        }
+        let auth = &mut self.stats.auth_refused;
+        auth.clients = self.refusals.total(PeerRole::Clients);
+        auth.ingestors = self.refusals.total(PeerRole::Ingestors);
+        auth.subscribers = self.refusals.total(PeerRole::Subscribers);
+        auth.upstream = self.refusals.total(PeerRole::Upstream);
+    }
+
     fn drop_message(&mut self, kind: DropKind, detail: impl std::fmt::Display) {
         self.stats.dropped += 1;
         self.drops.count(kind, detail);
@@ -377,11 +457,61 @@ fn log_work_subscription(msg: &Msg) {
     }
 }
 
+/// Where a socket's monitor counts the peers refused at authentication.
+pub(crate) struct Refused {
+    counters: Arc<RefusalCounters>,
+    role: PeerRole,
+    /// Whether the port requires CURVE or PLAIN (then a peer offering another mechanism is refused).
+    secured: bool,
+}
+
+impl Refused {
+    pub(crate) fn new(counters: &Arc<RefusalCounters>, role: PeerRole, secured: bool) -> Refused {
+        Refused { counters: counters.clone(), role, secured }
+    }
+
+    /// Counts `failure` if it is an authentication refusal; whether it was.
+    pub(crate) fn count(&self, failure: &HandshakeFailure) -> bool {
+        let refused = is_auth_refusal(failure, self.secured);
+        if refused {
+            self.counters.count(self.role, failure);
+        }
+        refused
+    }
+}
+
+/// Whether a failed handshake is an authentication refusal: credentials refused (by our
+/// authenticator, or by the peer's: a ZAP status), a CURVE handshake failing on the keys (a client
+/// with the wrong server key), or, on a port that requires CURVE or PLAIN, a peer offering another
+/// mechanism.
+pub(crate) fn is_auth_refusal(failure: &HandshakeFailure, secured: bool) -> bool {
+    match failure {
+        HandshakeFailure::Auth { .. } => true,
+        HandshakeFailure::Protocol(ProtocolError::Cryptographic { .. } | ProtocolError::WeakKey { .. }) => {
+            true
+        }
+        HandshakeFailure::Protocol(
+            ProtocolError::MechanismMismatch { .. } | ProtocolError::AsServerConflict(_),
+        ) => secured,
+        _ => false,
+    }
+}
+
+/// Whether the zmtp library itself logs this failure at `warn`, with the peer's address (so the
+/// relay does not log it again).
+pub(crate) fn library_warns(failure: &HandshakeFailure) -> bool {
+    matches!(
+        failure,
+        HandshakeFailure::Auth { .. } | HandshakeFailure::Protocol(ProtocolError::Cryptographic { .. })
+    )
+}
+
 /// Logs, at `warn` and rate-limited, the peers of `socket` that lose their connection to a protocol
-/// error, a failed handshake or a heartbeat timeout. Ends when the socket closes. An ordinary close
-/// (the peer hung up, or a port probe that connects and closes without a word: a health check, a
-/// load balancer) is logged at `debug`.
-pub(crate) fn watch_peers(socket: &Socket, role: &'static str) {
+/// error, a failed handshake or a heartbeat timeout, and counts those refused at authentication
+/// (`refused`). Ends when the socket closes. An ordinary close (the peer hung up, or a port probe that
+/// connects and closes without a word: a health check, a load balancer) is logged at `debug`, and so
+/// is a refusal that the zmtp library already logged at `warn` with the peer's address.
+pub(crate) fn watch_peers(socket: &Socket, role: &'static str, refused: Refused) {
     let mut monitor = socket.monitor();
     tokio::spawn(async move {
         let mut limit = RateLimit::new(20);
@@ -389,7 +519,9 @@ pub(crate) fn watch_peers(socket: &Socket, role: &'static str) {
         while let Some(event) = monitor.recv().await {
             let (ordinary, reason) = match event.kind {
                 SocketEventKind::HandshakeFailed(failure) => {
-                    let ordinary = matches!(&failure, HandshakeFailure::NoDetail(r) if r.is_ordinary());
+                    let counted = refused.count(&failure);
+                    let ordinary = matches!(&failure, HandshakeFailure::NoDetail(r) if r.is_ordinary())
+                        || (counted && library_warns(&failure));
                     let shown = failure.to_string();
                     last_handshake_failure = Some(failure);
                     (ordinary, shown)

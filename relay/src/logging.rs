@@ -1,16 +1,19 @@
 //! Logging: the `tracing` subscriber (text or JSON on stderr, `RUST_LOG`), how request ids are shown,
-//! and rate-limited counters for drops.
+//! and rate-limited counters for drops and for peers refused at the handshake.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// The filter when `RUST_LOG` is unset.
-pub const DEFAULT_FILTER: &str = "relay=info";
+/// The filter when `RUST_LOG` is unset: the relay's lines, and the zmtp library's warnings (among them
+/// each peer refused at the handshake, with its address and the reason).
+pub const DEFAULT_FILTER: &str = "relay=info,zmtp=warn";
 
 /// Installs the global subscriber: `RUST_LOG` (default [`DEFAULT_FILTER`]), lines on stderr. An invalid
 /// `RUST_LOG` is reported and the default is used.
@@ -96,17 +99,42 @@ impl DropKind {
     }
 }
 
-/// Drop counters, logged at `warn` at most once per second per kind with the count since the last line.
+/// A count logged at most once per [`DROP_LOG_INTERVAL`], with the count since the last line: what
+/// [`Drops`] and [`Refusals`] keep per kind.
 #[derive(Debug, Default)]
-pub struct Drops {
-    kinds: HashMap<DropKind, DropCount>,
-}
-
-#[derive(Debug, Default)]
-struct DropCount {
+struct RateLimitedCount {
     total: u64,
     unlogged: u64,
     last_logged: Option<Instant>,
+}
+
+impl RateLimitedCount {
+    /// Adds `n`; `Some(count since the last line)` when a line is due now.
+    fn add(&mut self, n: u64) -> Option<u64> {
+        let now = Instant::now();
+        self.total += n;
+        self.unlogged += n;
+        if self.last_logged.is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL) {
+            self.last_logged = Some(now);
+            return Some(std::mem::take(&mut self.unlogged));
+        }
+        None
+    }
+
+    /// `Some(count not yet logged)` if there is any (a line is then due).
+    fn take_unlogged(&mut self) -> Option<u64> {
+        if self.unlogged == 0 {
+            return None;
+        }
+        self.last_logged = Some(Instant::now());
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+/// Drop counters, logged at `warn` at most once per second per kind with the count since the last line.
+#[derive(Debug, Default)]
+pub struct Drops {
+    kinds: HashMap<DropKind, RateLimitedCount>,
 }
 
 /// How often, at most, one kind of drop is logged.
@@ -123,24 +151,17 @@ impl Drops {
         if n == 0 {
             return;
         }
-        let now = Instant::now();
         let c = self.kinds.entry(kind).or_default();
-        c.total += n;
-        c.unlogged += n;
-        if c.last_logged.is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL) {
-            tracing::warn!(target: "relay", kind = kind.as_str(), count = c.unlogged, total = c.total, last = %detail, "dropped");
-            c.unlogged = 0;
-            c.last_logged = Some(now);
+        if let Some(count) = c.add(n) {
+            tracing::warn!(target: "relay", kind = kind.as_str(), count, total = c.total, last = %detail, "dropped");
         }
     }
 
     /// Logs the drops not yet logged (every [`DROP_LOG_INTERVAL`], and at shutdown).
     pub fn flush(&mut self) {
         for (kind, c) in &mut self.kinds {
-            if c.unlogged > 0 {
-                c.last_logged = Some(Instant::now());
-                tracing::warn!(target: "relay", kind = kind.as_str(), count = c.unlogged, total = c.total, "dropped");
-                c.unlogged = 0;
+            if let Some(count) = c.take_unlogged() {
+                tracing::warn!(target: "relay", kind = kind.as_str(), count, total = c.total, "dropped");
             }
         }
     }
@@ -148,6 +169,102 @@ impl Drops {
     /// Total drops of `kind` so far.
     pub fn total(&self, kind: DropKind) -> u64 {
         self.kinds.get(&kind).map_or(0, |c| c.total)
+    }
+}
+
+/// The roles whose peers' authentication refusals are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerRole {
+    /// Clients, on the client ROUTER.
+    Clients,
+    /// Ingestors, on the work XPUB and the response ROUTER.
+    Ingestors,
+    /// Market-data subscribers, on the market-data XPUB.
+    Subscribers,
+    /// The market-data source: it refused the relay (the XSUB connects), or was refused by it (the
+    /// XSUB binds).
+    Upstream,
+}
+
+impl PeerRole {
+    /// Every role, in the order of [`RefusalCounters`].
+    pub const ALL: [PeerRole; 4] =
+        [PeerRole::Clients, PeerRole::Ingestors, PeerRole::Subscribers, PeerRole::Upstream];
+
+    /// The name used in log lines (`role=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerRole::Clients => "clients",
+            PeerRole::Ingestors => "ingestors",
+            PeerRole::Subscribers => "subscribers",
+            PeerRole::Upstream => "upstream",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Authentication refusals counted by the sockets' monitor tasks, per role, and the last reason; the
+/// request loop reads them once a second into its [`Refusals`] (as it reads the publishers' drop
+/// counters).
+#[derive(Debug, Default)]
+pub struct RefusalCounters {
+    counts: [AtomicU64; 4],
+    last_reason: Mutex<[Option<String>; 4]>,
+}
+
+impl RefusalCounters {
+    /// Counts one refused peer of `role`.
+    pub fn count(&self, role: PeerRole, reason: impl fmt::Display) {
+        let mut last = self.last_reason.lock().unwrap_or_else(|e| e.into_inner());
+        last[role.index()] = Some(reason.to_string());
+        self.counts[role.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refused peers of `role` so far.
+    pub fn get(&self, role: PeerRole) -> u64 {
+        self.counts[role.index()].load(Ordering::Relaxed)
+    }
+
+    /// The reason of the last refusal of `role`.
+    pub fn last_reason(&self, role: PeerRole) -> Option<String> {
+        self.last_reason.lock().unwrap_or_else(|e| e.into_inner())[role.index()].clone()
+    }
+}
+
+/// Authentication refusals per role, logged at `warn` at most once per second per role with the count
+/// since the last line (`auth refused role=clients count=1 total=3 last=<reason>`).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    roles: HashMap<PeerRole, RateLimitedCount>,
+}
+
+impl Refusals {
+    /// Counts `n` refusals of `role`; `last` (the last reason) is logged with them when a line is due.
+    pub fn count_many(&mut self, role: PeerRole, n: u64, last: impl fmt::Display) {
+        if n == 0 {
+            return;
+        }
+        let c = self.roles.entry(role).or_default();
+        if let Some(count) = c.add(n) {
+            tracing::warn!(target: "relay", role = role.as_str(), count, total = c.total, last = %last, "auth refused");
+        }
+    }
+
+    /// Logs the refusals not yet logged (every [`DROP_LOG_INTERVAL`], and at shutdown).
+    pub fn flush(&mut self) {
+        for (role, c) in &mut self.roles {
+            if let Some(count) = c.take_unlogged() {
+                tracing::warn!(target: "relay", role = role.as_str(), count, total = c.total, "auth refused");
+            }
+        }
+    }
+
+    /// Total refusals of `role` so far.
+    pub fn total(&self, role: PeerRole) -> u64 {
+        self.roles.get(&role).map_or(0, |c| c.total)
     }
 }
 
@@ -205,6 +322,34 @@ mod tests {
         assert_eq!(limit.allow(), None);
         assert_eq!(limit.allow(), None);
         assert_eq!(limit.suppressed, 2);
+    }
+
+    #[test]
+    fn refusals_are_counted_per_role() {
+        let counters = RefusalCounters::default();
+        counters.count(PeerRole::Clients, "authentication refused (status 400)");
+        counters.count(PeerRole::Clients, "second");
+        counters.count(PeerRole::Upstream, "x");
+        assert_eq!(counters.get(PeerRole::Clients), 2);
+        assert_eq!(counters.get(PeerRole::Ingestors), 0);
+        assert_eq!(counters.last_reason(PeerRole::Clients).as_deref(), Some("second"));
+        let mut refusals = Refusals::default();
+        refusals.count_many(PeerRole::Clients, 2, "second");
+        refusals.count_many(PeerRole::Clients, 1, "third");
+        refusals.flush();
+        assert_eq!(refusals.total(PeerRole::Clients), 3);
+        assert_eq!(refusals.total(PeerRole::Subscribers), 0);
+    }
+
+    #[test]
+    fn a_count_is_logged_at_most_once_per_interval() {
+        let mut c = RateLimitedCount::default();
+        assert_eq!(c.add(2), Some(2));
+        assert_eq!(c.add(1), None);
+        assert_eq!(c.add(4), None);
+        assert_eq!(c.take_unlogged(), Some(5));
+        assert_eq!(c.take_unlogged(), None);
+        assert_eq!(c.total, 7);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! `/config/config.toml`; no file means the defaults), binds every port and serves until SIGTERM or
 //! SIGINT. See `docs/relay-protocol.md`.
 //!
-//! Exit status: 0 after a clean shutdown, 2 for a bad configuration or argument (nothing bound), 1 when a
-//! port cannot be bound.
+//! Exit status: 0 after a clean shutdown, 2 for a bad configuration or argument (nothing bound; this
+//! includes a key, certificate or password file that cannot be used), 1 when a port cannot be bound.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +19,11 @@ Usage: relay [--help | --version]
 
 Configuration comes from the TOML file named by CONFIG_PATH (default /config/config.toml); with no file
 there, the built-in defaults run: clients on tcp://*:5559, ingestor work on 5555, ingestor responses on
-5556, market data out on 5558, market data in from tcp://flink-jobmanager:5557.
-RUST_LOG sets the log filter (default relay=info); logs go to stderr, as text or JSON (log_format).
+5556, market data out on 5558, market data in from tcp://flink-jobmanager:5557, all with the NULL
+mechanism. Each port may require CURVE or PLAIN (the *_curve_* and *_plain_* keys; keys are made with
+zmtp-keygen --out DIR NAME); see docs/relay-protocol.md, section 6.
+RUST_LOG sets the log filter (default relay=info,zmtp=warn: the zmtp library's warnings name each peer
+refused at authentication); logs go to stderr, as text or JSON (log_format).
 
 Exit status: 0 after SIGTERM/SIGINT, 2 for a bad configuration (nothing bound), 1 if a port is in use.
 ";
@@ -53,6 +56,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The key, certificate and password files: read and checked before anything is bound.
+    let security = match config.security() {
+        Ok(security) => security,
+        Err(e) => {
+            eprintln!("relay: invalid configuration in {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
     relay::logging::init(config.log_format);
     if source == ConfigSource::Defaults {
         tracing::warn!(path = %path.display(), "no config file, running on defaults");
@@ -77,7 +88,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let relay = match Relay::bind(&config).await {
+        let relay = match Relay::bind_secured(&config, &security).await {
             Ok(relay) => relay,
             Err(e) => {
                 tracing::error!("{e}");

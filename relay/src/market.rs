@@ -1,14 +1,17 @@
 //! Market-data fan-out (`docs/relay-protocol.md` §2): an XSUB connected to (or bound on) the upstream
 //! source, proxied to an XPUB bound for subscribers. Subscriptions flow upstream and are re-sent by the
 //! XSUB whenever the upstream connection is (re)established; reconnection backs off from 100 ms to 5 s.
+//! The XPUB may require CURVE or PLAIN of subscribers; the XSUB may be a CURVE client of the source.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use zmtp::{Options, Socket, SocketEventKind, SocketType};
+use zmtp::{HandshakeFailure, Options, Socket, SocketEventKind, SocketType};
 
 use crate::config::Config;
-use crate::logging::RateLimit;
-use crate::RunError;
+use crate::logging::{PeerRole, RateLimit, RefusalCounters};
+use crate::security::Security;
+use crate::{library_warns, Refused, RunError};
 
 /// First reconnection interval to the upstream source.
 pub const RECONNECT_MIN: Duration = Duration::from_millis(100);
@@ -22,15 +25,28 @@ pub struct MarketData {
 }
 
 impl MarketData {
-    /// Binds the subscribers' XPUB, then binds or connects the upstream XSUB.
-    pub async fn bind(config: &Config, base: &Options) -> Result<MarketData, RunError> {
-        let subscribers = Socket::with_options(SocketType::XPub, base.clone()).map_err(RunError::Socket)?;
+    /// Binds the subscribers' XPUB, then binds or connects the upstream XSUB, with the mechanisms of
+    /// `security`; authentication refusals are counted in `refusals`.
+    pub async fn bind(
+        config: &Config,
+        base: &Options,
+        security: &Security,
+        refusals: &Arc<RefusalCounters>,
+    ) -> Result<MarketData, RunError> {
+        let subscribers = Socket::with_options(SocketType::XPub, security.subscribers.apply(base.clone()))
+            .map_err(RunError::Socket)?;
         let key = "market_data_pub_port";
         let endpoint = config.bind_endpoint(config.market_data_pub_port);
         let bound =
             subscribers.bind(&endpoint).await.map_err(|error| RunError::Bind { key, endpoint, error })?;
-        tracing::info!(target: "relay", role = %"market data out", endpoint = %bound, "listening");
-        crate::watch_peers(&subscribers, "market data out");
+        let mechanism = security.subscribers.mechanism();
+        tracing::info!(target: "relay", role = %"market data out", endpoint = %bound, mechanism, "listening");
+        let secured = security.subscribers.is_secured();
+        crate::watch_peers(
+            &subscribers,
+            "market data out",
+            Refused::new(refusals, PeerRole::Subscribers, secured),
+        );
 
         let upstream_options = Options {
             max_msg_size: Some(config.max_message_bytes),
@@ -39,6 +55,11 @@ impl MarketData {
             ipv6: config.flink_market_data_endpoint.contains('['),
             ..base.clone()
         };
+        let upstream_options = match &security.upstream {
+            Some(curve) => curve.apply(upstream_options),
+            None => upstream_options,
+        };
+        let mechanism = if security.upstream.is_some() { "CURVE" } else { "NULL" };
         let upstream = Socket::with_options(SocketType::XSub, upstream_options).map_err(RunError::Socket)?;
         let endpoint = config.flink_market_data_endpoint.clone();
         if config.flink_market_data_bind {
@@ -48,11 +69,16 @@ impl MarketData {
                 endpoint: endpoint.clone(),
                 error,
             })?;
-            tracing::info!(target: "relay", role = %"market data in", endpoint = %bound, "listening");
-            crate::watch_peers(&upstream, "market data in");
+            tracing::info!(target: "relay", role = %"market data in", endpoint = %bound, mechanism, "listening");
+            crate::watch_peers(
+                &upstream,
+                "market data in",
+                Refused::new(refusals, PeerRole::Upstream, false),
+            );
         } else {
-            watch_upstream(&upstream, endpoint.clone());
-            tracing::info!(target: "relay", endpoint, "upstream connecting");
+            let refused = Refused::new(refusals, PeerRole::Upstream, security.upstream.is_some());
+            watch_upstream(&upstream, endpoint.clone(), refused);
+            tracing::info!(target: "relay", endpoint, mechanism, "upstream connecting");
             upstream.connect(&endpoint).map_err(|error| RunError::Bind {
                 key: "flink_market_data_endpoint",
                 endpoint: endpoint.clone(),
@@ -85,15 +111,42 @@ impl MarketData {
 }
 
 /// Logs the upstream connection's life: connected (after the handshake), disconnected, unreachable
-/// (rate-limited: the reconnect back-off already spaces attempts out).
-fn watch_upstream(socket: &Socket, endpoint: String) {
+/// (rate-limited: the reconnect back-off already spaces attempts out), and counts the source's
+/// authentication refusals (`refused`).
+///
+/// A source that refuses the relay's credentials answers with an ERROR, after which the zmtp library
+/// (as libzmq) does not reconnect: the relay connects again itself after [`RECONNECT_MAX`], so that it
+/// still reconnects after any failure (`docs/relay-protocol.md` §5) and recovers once the source
+/// accepts its key.
+fn watch_upstream(socket: &Socket, endpoint: String, refused: Refused) {
     let mut monitor = socket.monitor();
+    let socket = socket.clone();
     tokio::spawn(async move {
         let mut unreachable = RateLimit::new(1);
+        let mut failed = RateLimit::new(1);
         while let Some(event) = monitor.recv().await {
             match event.kind {
                 SocketEventKind::HandshakeSucceeded => {
                     tracing::info!(target: "relay", endpoint, "upstream connected")
+                }
+                SocketEventKind::HandshakeFailed(failure) => {
+                    let counted = refused.count(&failure);
+                    if counted && !library_warns(&failure) {
+                        if let Some(suppressed) = failed.allow() {
+                            tracing::warn!(target: "relay", endpoint, reason = %failure, suppressed, "upstream refused");
+                        }
+                    }
+                    if matches!(failure, HandshakeFailure::Auth { .. } | HandshakeFailure::PeerError(_)) {
+                        let (socket, endpoint) = (socket.clone(), endpoint.clone());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(RECONNECT_MAX).await;
+                            // The library ended that session; start another (an error: closing).
+                            let _ = socket.disconnect(&endpoint);
+                            if socket.connect(&endpoint).is_ok() {
+                                tracing::info!(target: "relay", endpoint, "upstream connecting");
+                            }
+                        });
+                    }
                 }
                 SocketEventKind::Disconnected(reason) => {
                     tracing::info!(target: "relay", endpoint, reason = %reason, "upstream disconnected")

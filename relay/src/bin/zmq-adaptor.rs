@@ -4,7 +4,8 @@
 //! An XSUB bound on `--bind`, where the gateway's PUB connects, is proxied to an XPUB bound on
 //! `--publish`, where tracking services' SUBs connect: data flows downstream, subscriptions and
 //! cancels flow upstream. `--debug` prints every message; `--test` adds a self-test (a test
-//! publisher, a debug subscriber and a SUB→PUSH proxy with a debug receiver). See `--help`.
+//! publisher, a debug subscriber and a SUB→PUSH proxy with a debug receiver). The XPUB may require
+//! CURVE of subscribers (`--curve-secret-key-file`). See `--help`.
 
 #[path = "zmq-adaptor/output.rs"]
 mod output;
@@ -12,10 +13,12 @@ mod output;
 mod selftest;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use relay::security::{Input, PortSecurity};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::task::JoinSet;
 use tracing::{debug, info};
@@ -52,6 +55,17 @@ MODES:
             (4) a SUB connected to --publish, subscribed to everything, printing `> got: <message>`.
             Combine with --debug to see the proxy's lines too.
 
+SECURITY:
+  By default every socket uses the NULL mechanism. With --curve-secret-key-file the XPUB (--publish)
+  is a CURVE server: subscribers must connect as CURVE clients with the public key of that
+  certificate as their server key, and their own key must be in --curve-allowed-certs-dir (public
+  certificates NAME.key, as `zmtp-keygen --out DIR NAME` or pyzmq's zmq.auth write them), or any key
+  is accepted with --curve-allow-any-key (encryption without authentication); one of the two is
+  required. The secret certificate must not be readable or writable by group or others (chmod 600),
+  as ssh requires. A refused subscriber is disconnected during the handshake and logged at warn with
+  its address (zmtp's log lines). The XSUB side (--bind) stays NULL. With --test, the self-test
+  subscriber connects with CURVE and a fresh key that is accepted.
+
 OUTPUT:
   A frame is shown as text when every byte is printable ASCII (space to ~), otherwise as 0x and
   lowercase hex; an empty frame (or topic) as <empty>; only its first 256 bytes are shown,
@@ -67,7 +81,8 @@ LOGGING:
 
 EXIT STATUS:
   0 after SIGINT/SIGTERM or --help; 1 if a socket cannot bind or the proxy fails; 2 for bad
-  arguments (such as an endpoint that does not parse).";
+  arguments (such as an endpoint that does not parse, or a key file or certificate directory that
+  cannot be used: the message names the option).";
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -111,6 +126,32 @@ struct Args {
     /// Log JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Make the XPUB (--publish) a CURVE server with this secret certificate (pyzmq/zmtp-keygen
+    /// format; mode 0600). Needs --curve-allowed-certs-dir or --curve-allow-any-key.
+    #[arg(long, value_name = "FILE", requires = "curve_clients")]
+    curve_secret_key_file: Option<PathBuf>,
+    /// With --curve-secret-key-file: accept only subscribers whose public certificate (NAME.key) is
+    /// in this directory.
+    #[arg(long, value_name = "DIR", group = "curve_clients", requires = "curve_secret_key_file")]
+    curve_allowed_certs_dir: Option<PathBuf>,
+    /// With --curve-secret-key-file: accept any subscriber key (encryption without authentication).
+    #[arg(long, group = "curve_clients", requires = "curve_secret_key_file")]
+    curve_allow_any_key: bool,
+}
+
+impl Args {
+    /// The XPUB's mechanism: the files the CURVE options name, read and checked (an error names the
+    /// option).
+    fn publish_security(&self) -> Result<PortSecurity, String> {
+        let Some(secret) = &self.curve_secret_key_file else { return Ok(PortSecurity::Null) };
+        PortSecurity::curve_server(secret, self.curve_allowed_certs_dir.as_deref()).map_err(|e| {
+            let option = match e.input {
+                Input::AllowedCertsDir => "--curve-allowed-certs-dir",
+                _ => "--curve-secret-key-file",
+            };
+            format!("{option}: {e}")
+        })
+    }
 }
 
 /// Checks that `text` is an endpoint (clap names the option when it is not).
@@ -124,12 +165,20 @@ struct Fatal(String);
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Read before anything else: a file that cannot be used is a bad argument (status 2).
+    let security = match args.publish_security() {
+        Ok(security) => security,
+        Err(message) => {
+            eprintln!("zmq-adaptor: error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(args.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(Fatal(format!("cannot start the tokio runtime: {e}"))),
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, security)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(fatal) => fail(fatal),
     }
@@ -206,7 +255,8 @@ async fn bind(
     let socket = Socket::with_options(kind, options.clone())
         .map_err(|e| Fatal(format!("cannot create the {kind} socket for {option}: {e}")))?;
     let bound = socket.bind(endpoint).await.map_err(|e| Fatal(format!("{option} {endpoint}: {e}")))?;
-    info!(option, socket = %kind, endpoint = %bound, "listening");
+    let mechanism = if options.curve_server { "CURVE" } else { "NULL" };
+    info!(option, socket = %kind, endpoint = %bound, mechanism, "listening");
     Ok((socket, bound))
 }
 
@@ -280,23 +330,24 @@ impl SelfTest {
     }
 
     /// Starts the SUB→PUSH proxy, the PULL receiver, the test publisher (connected to `listen_at`)
-    /// and the debug subscriber (connected to `publish_at`). Returns the sockets it made.
+    /// and the debug subscriber (connected to `publish_at`, with `subscriber_options`: a CURVE client
+    /// when the XPUB is a CURVE server). Returns the sockets it made.
     fn spawn(
         self,
         tasks: &mut Tasks,
-        options: &Options,
+        (options, subscriber_options): (&Options, &Options),
         (listen_at, publish_at): (&str, &str),
         interval: Duration,
         printer: &Printer,
     ) -> Result<Vec<Socket>, Fatal> {
-        let connect = |kind: SocketType, endpoint: &str| {
+        let connect = |kind: SocketType, options: &Options, endpoint: &str| {
             Socket::with_options(kind, options.clone())
                 .and_then(|s| s.connect(&selftest::local_endpoint(endpoint)).map(|()| s))
                 .map_err(|e| Fatal(format!("--test: cannot connect a {kind} to {endpoint}: {e}")))
         };
-        let pull = connect(SocketType::Pull, &self.push_at)?;
-        let publisher = connect(SocketType::Pub, listen_at)?;
-        let subscriber = connect(SocketType::Sub, publish_at)?;
+        let pull = connect(SocketType::Pull, options, &self.push_at)?;
+        let publisher = connect(SocketType::Pub, options, listen_at)?;
+        let subscriber = connect(SocketType::Sub, subscriber_options, publish_at)?;
         subscriber.subscribe("").map_err(|e| Fatal(format!("--test: cannot subscribe: {e}")))?;
         let made =
             vec![self.sub.clone(), self.push.clone(), pull.clone(), publisher.clone(), subscriber.clone()];
@@ -321,12 +372,27 @@ impl SelfTest {
 }
 
 /// Binds, runs every component until a signal arrives (`Ok`) or one fails (`Err`), then closes.
-async fn run(args: Args) -> Result<(), Fatal> {
+/// `security` is the XPUB's mechanism.
+async fn run(args: Args, security: PortSecurity) -> Result<(), Fatal> {
     let mut signals = Signals::register()?;
     let options = socket_options(&args);
+    // The self-test subscriber: a CURVE client with a fresh key that the XPUB accepts.
+    let (security, subscriber_options) = match &security {
+        PortSecurity::Curve { public, .. } if args.test => {
+            let keys = zmtp::curve_keypair().map_err(|e| Fatal(format!("--test: cannot make a key: {e}")))?;
+            let subscriber_options = Options {
+                curve_secret_key: Some(keys.secret.clone()),
+                curve_server_key: Some(*public),
+                ..options.clone()
+            };
+            (security.clone().allow_curve_key(keys.public), subscriber_options)
+        }
+        _ => (security, options.clone()),
+    };
+    let publish_options = security.apply(options.clone());
     // Bind everything before starting anything: a bind failure exits before any traffic.
     let (xsub, listen_at) = bind(SocketType::XSub, &options, "--bind", &args.bind).await?;
-    let (xpub, publish_at) = bind(SocketType::XPub, &options, "--publish", &args.publish).await?;
+    let (xpub, publish_at) = bind(SocketType::XPub, &publish_options, "--publish", &args.publish).await?;
     let self_test = if args.test { Some(SelfTest::bind(&args, &options).await?) } else { None };
 
     let (printer, printer_thread) = if args.debug || args.test {
@@ -345,7 +411,8 @@ async fn run(args: Args) -> Result<(), Fatal> {
     if let (Some(self_test), Some(printer)) = (self_test, &printer) {
         let interval = Duration::from_millis(args.test_interval);
         let ends = (listen_at.as_str(), publish_at.as_str());
-        sockets.extend(self_test.spawn(&mut tasks, &options, ends, interval, printer)?);
+        let options = (&options, &subscriber_options);
+        sockets.extend(self_test.spawn(&mut tasks, options, ends, interval, printer)?);
     }
     // From here on only the tasks hold printers: the stdout thread ends once they are stopped.
     drop(printer);

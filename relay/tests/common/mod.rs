@@ -574,7 +574,13 @@ pub struct Py {
 impl Py {
     /// Starts a peer process.
     pub fn new() -> Py {
-        let (peer, stdin) = Peer::spawn_with_stdin("relay_peer", ["--timeout", "90"]);
+        Py::with_script("relay_peer")
+    }
+
+    /// Starts a peer process running `script`, a `tests/peers/` script that speaks relay_peer.py's
+    /// commands (`secure_relay_peer`: with CURVE and PLAIN keys on `NEW`).
+    pub fn with_script(script: &str) -> Py {
+        let (peer, stdin) = Peer::spawn_with_stdin(script, ["--timeout", "90"]);
         Py { stdin: Some(stdin), peer, buf: VecDeque::new(), sync: 0 }
     }
 

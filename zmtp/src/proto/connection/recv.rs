@@ -272,11 +272,7 @@ impl Connection {
                 return Ok(Step::Continue);
             }
             if self.state == State::Handshake {
-                let command = if self.handshake.raw_commands() {
-                    Command::decode_raw(body)?
-                } else {
-                    Command::decode(body)?
-                };
+                let command = self.handshake.decode_command(body)?;
                 return self.handle_handshake_command(command);
             }
             let command = Command::decode(body)?;

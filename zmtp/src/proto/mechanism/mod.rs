@@ -32,6 +32,9 @@ use super::greeting::MechanismName;
 use super::keys::{CurvePublicKey, CurveSecretKey};
 use super::metadata::Metadata;
 
+/// How libzmq 4.3's PLAIN server spells the start of ERROR (see [`Handshake::decode_command`]).
+const LIBZMQ_PLAIN_ERROR: &[u8] = b"^RROR";
+
 /// A PLAIN password: shown by `Debug` as `<redacted>`, never in logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(Bytes);
@@ -247,10 +250,24 @@ impl Handshake {
         }
     }
 
-    /// Whether handshake commands must reach the mechanism undecoded (CURVE's READY is a box, not
-    /// metadata).
-    pub(crate) fn raw_commands(&self) -> bool {
-        matches!(self, Handshake::CurveClient(_) | Handshake::CurveServer(_))
+    /// Decodes a command of the handshake. CURVE's commands reach the mechanism undecoded (its READY
+    /// is a box, not metadata). A PLAIN client also reads the ERROR libzmq's PLAIN server sends: its
+    /// `"\x05ERROR"` literal is C for `"^RROR"` (the hex escape takes the `E`), so a libzmq 4.3
+    /// refusal arrives as `^RROR` + reason, which must still count as the server's ERROR.
+    pub(crate) fn decode_command(&self, body: Bytes) -> Result<Command, ProtocolError> {
+        match self {
+            Handshake::CurveClient(_) | Handshake::CurveServer(_) => Command::decode_raw(body),
+            Handshake::PlainClient(_) if body.starts_with(LIBZMQ_PLAIN_ERROR) => {
+                let reason = body.slice(LIBZMQ_PLAIN_ERROR.len()..);
+                match reason.split_first() {
+                    Some((&len, rest)) if usize::from(len) == rest.len() => {
+                        Ok(Command::Error { reason: reason.slice(1..) })
+                    }
+                    _ => Err(ProtocolError::MalformedCommand { command: "ERROR", what: "libzmq PLAIN ERROR" }),
+                }
+            }
+            _ => Command::decode(body),
+        }
     }
 
     /// Whether this side may send ERROR to the peer. RFC 26: "A client peer SHALL NOT send ERROR to

@@ -494,3 +494,23 @@ fn a_null_greeting_to_a_curve_server_is_refused() {
         Some(Event::Closed(ConnectionError::Protocol(ProtocolError::MechanismMismatch { .. })))
     ));
 }
+
+#[test]
+fn a_plain_client_reads_libzmqs_misspelled_error() {
+    // libzmq 4.3.5's PLAIN server refusing a password, captured: `04 09 5e 52 52 4f 52 03 "400"`.
+    let now = Instant::now();
+    let mut c = Connection::new(
+        ConnectionConfig::new(SocketType::Req).security(Security::PlainClient {
+            username: Bytes::from_static(b"admin"),
+            password: crate::proto::Password::new(Bytes::from_static(b"wrong")),
+        }),
+        now,
+    );
+    let mut greeting = vec![0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 1];
+    greeting.extend(b"PLAIN");
+    greeting.resize(64, 0);
+    c.handle_input(now, &greeting);
+    c.handle_input(now, b"\x04\x09\x5eRROR\x03400");
+    let events: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(matches!(closed(&events), Some(ConnectionError::PeerError { reason }) if &reason[..] == b"400"), "{events:?}");
+}
