@@ -263,7 +263,9 @@ impl Handshake {
                     Some((&len, rest)) if usize::from(len) == rest.len() => {
                         Ok(Command::Error { reason: reason.slice(1..) })
                     }
-                    _ => Err(ProtocolError::MalformedCommand { command: "ERROR", what: "libzmq PLAIN ERROR" }),
+                    _ => {
+                        Err(ProtocolError::MalformedCommand { command: "ERROR", what: "libzmq PLAIN ERROR" })
+                    }
                 }
             }
             _ => Command::decode(body),

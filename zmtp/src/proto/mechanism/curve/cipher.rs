@@ -12,11 +12,10 @@
 //! boxed flags close the connection.
 
 use bytes::{BufMut, BytesMut};
-use crypto_box::aead::generic_array::GenericArray;
-use crypto_box::aead::AeadInPlace;
-use crypto_box::SalsaBox;
+use crypto_secretbox::aead::generic_array::GenericArray;
+use crypto_secretbox::aead::AeadInPlace;
 
-use super::{nonce, short_nonce, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, TAG_LEN};
+use super::{nonce, short_nonce, BoxKey, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, TAG_LEN};
 use crate::proto::error::{ConnectionError, ProtocolError};
 use crate::proto::frame::FrameHeader;
 
@@ -32,7 +31,7 @@ const BOX_COMMAND: u8 = 0x02;
 
 /// One direction's nonces and the session key shared by both.
 pub(crate) struct CurveCipher {
-    key: SalsaBox,
+    key: BoxKey,
     send_prefix: &'static [u8; 16],
     recv_prefix: &'static [u8; 16],
     /// The short nonce of our next MESSAGE.
@@ -52,7 +51,7 @@ impl std::fmt::Debug for CurveCipher {
 
 impl CurveCipher {
     /// The session of a completed handshake. `as_server` picks the nonce prefixes.
-    pub(crate) fn new(key: SalsaBox, as_server: bool, send_nonce: u64, recv_nonce: u64) -> Self {
+    pub(crate) fn new(key: BoxKey, as_server: bool, send_nonce: u64, recv_nonce: u64) -> Self {
         let (send_prefix, recv_prefix) = if as_server {
             (MESSAGE_S_PREFIX, MESSAGE_C_PREFIX)
         } else {

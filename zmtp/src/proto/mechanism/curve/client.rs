@@ -2,12 +2,12 @@
 //! the key we were given, then READY completes.
 
 use bytes::{BufMut, Bytes};
-use crypto_box::SalsaBox;
 use zeroize::Zeroizing;
 
 use super::{
-    box_key, nonce, open, peer_key, seal, short_nonce, transient_keypair, CurveCipher, COOKIE_LEN,
-    HELLO_PREFIX, INITIATE_PREFIX, READY_MIN_LEN, READY_PREFIX, VOUCH_PREFIX, WELCOME_LEN, WELCOME_PREFIX,
+    box_key, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey, CurveCipher, Secret,
+    COOKIE_LEN, HELLO_PREFIX, INITIATE_PREFIX, READY_MIN_LEN, READY_PREFIX, VOUCH_PREFIX, WELCOME_LEN,
+    WELCOME_PREFIX,
 };
 use crate::proto::command::Command;
 use crate::proto::error::ConnectionError;
@@ -25,16 +25,16 @@ pub(crate) struct Start {
 /// HELLO sent; WELCOME must come from the holder of the server's secret.
 pub(crate) struct ExpectWelcome {
     long_term: Start,
-    transient_secret: crypto_box::SecretKey,
+    transient_secret: Secret,
     transient_public: [u8; 32],
     /// Box key between the server's long-term key and our transient one (HELLO and WELCOME).
-    hello_key: SalsaBox,
+    hello_key: BoxKey,
 }
 
 /// INITIATE sent; READY completes.
 pub(crate) struct ExpectReady {
     /// The session key: the server's transient key and ours.
-    session: SalsaBox,
+    session: BoxKey,
 }
 
 /// The CURVE client's states.
@@ -88,7 +88,7 @@ impl Client {
 impl Start {
     fn hello(self) -> Result<(ExpectWelcome, Command), ConnectionError> {
         let (transient_secret, transient_public) = transient_keypair()?;
-        let hello_key = box_key(self.server.as_bytes(), &transient_secret);
+        let hello_key = box_key(self.server.as_bytes(), &transient_secret)?;
         let signature = seal(&hello_key, &nonce(HELLO_PREFIX, &HELLO_NONCE.to_be_bytes()), &[0u8; 64])?;
         // version 1.0, 72 octets of padding (anti-amplification: HELLO is longer than WELCOME), C',
         // short nonce, signature box.
@@ -116,9 +116,9 @@ impl ExpectWelcome {
 
         // The vouch: Box[C' + S](C->S'), proving our long-term key belongs with this transient one
         // and that we meant this server.
-        let session = box_key(&server_transient, &self.transient_secret);
-        let long_secret = crypto_box::SecretKey::from(*self.long_term.secret.as_bytes());
-        let vouch_key = box_key(&server_transient, &long_secret);
+        let session = box_key(&server_transient, &self.transient_secret)?;
+        let long_secret = Zeroizing::new(*self.long_term.secret.as_bytes());
+        let vouch_key = box_key(&server_transient, &long_secret)?;
         let mut vouch_nonce = Zeroizing::new([0u8; 16]);
         random::fill(&mut vouch_nonce[..])?;
         let mut vouch_plain = [0u8; 64];

@@ -23,9 +23,11 @@ pub use cipher::{MESSAGE_OVERHEAD, MESSAGE_PREFIX};
 pub(crate) use client::Client;
 pub(crate) use server::Server;
 
-use crypto_box::aead::generic_array::GenericArray;
-use crypto_box::aead::AeadInPlace;
-use crypto_box::SalsaBox;
+use crypto_secretbox::aead::consts::U10;
+use crypto_secretbox::aead::generic_array::GenericArray;
+use crypto_secretbox::aead::AeadInPlace;
+use crypto_secretbox::{KeyInit, XSalsa20Poly1305};
+use curve25519_dalek::montgomery::MontgomeryPoint;
 use zeroize::Zeroizing;
 
 use crate::proto::error::{ConnectionError, ProtocolError};
@@ -33,7 +35,14 @@ use crate::proto::keys::CurvePublicKey;
 
 /// A CURVE nonce: 24 octets, a 16-octet prefix and an 8-octet short nonce, or an 8-octet prefix and
 /// a 16-octet long nonce.
-pub(crate) type Nonce = GenericArray<u8, crypto_box::aead::consts::U24>;
+pub(crate) type Nonce = GenericArray<u8, crypto_secretbox::aead::consts::U24>;
+
+/// A precomputed box key between one public key and one secret key (NaCl's `crypto_box_beforenm`):
+/// XSalsa20-Poly1305 under it is `crypto_box`. Zeroized on drop.
+pub(crate) type BoxKey = XSalsa20Poly1305;
+
+/// A secret key (transient or long-term) held for the handshake: zeroized on drop.
+pub(crate) type Secret = Zeroizing<[u8; 32]>;
 
 /// Poly1305 authenticator length, the overhead of every box.
 pub(crate) const TAG_LEN: usize = 16;
@@ -69,7 +78,7 @@ pub(crate) fn nonce(prefix: &[u8], tail: &[u8]) -> Nonce {
 }
 
 /// `Box[plaintext]`: the 16-octet authenticator, then the ciphertext (NaCl's `crypto_box` layout).
-pub(crate) fn seal(key: &SalsaBox, nonce: &Nonce, plaintext: &[u8]) -> Result<Vec<u8>, ConnectionError> {
+pub(crate) fn seal(key: &BoxKey, nonce: &Nonce, plaintext: &[u8]) -> Result<Vec<u8>, ConnectionError> {
     let mut out = vec![0u8; TAG_LEN + plaintext.len()];
     out[TAG_LEN..].copy_from_slice(plaintext);
     let tag = key
@@ -81,7 +90,7 @@ pub(crate) fn seal(key: &SalsaBox, nonce: &Nonce, plaintext: &[u8]) -> Result<Ve
 
 /// Opens `Box[...]` (authenticator first). `what` names the box in the error.
 pub(crate) fn open(
-    key: &SalsaBox,
+    key: &BoxKey,
     nonce: &Nonce,
     boxed: &[u8],
     what: &'static str,
@@ -97,17 +106,30 @@ pub(crate) fn open(
     Ok(plain)
 }
 
-/// A box key between a peer's public key and our secret.
-pub(crate) fn box_key(public: &[u8; 32], secret: &crypto_box::SecretKey) -> SalsaBox {
-    SalsaBox::new(&crypto_box::PublicKey::from(*public), secret)
+/// The box key between a peer's public key and our secret: X25519, then HSalsa20 of the shared
+/// point with a zero nonce, then XSalsa20-Poly1305 under that key, which is NaCl's `crypto_box`
+/// (and exactly what `crypto_box::SalsaBox::new` does: `box_keys_match_crypto_box` checks it). It is
+/// composed here from dalek's X25519 and RustCrypto's HSalsa20 and secretbox so that every secret on
+/// the way is zeroized: crypto_box 0.9.1's `SecretKey` zeroizes its scalar on drop but not the copy
+/// of its bytes. An all-zero shared point (a small-order public key) is refused, as libsodium's
+/// `crypto_box_beforenm` does.
+pub(crate) fn box_key(public: &[u8; 32], secret: &Secret) -> Result<BoxKey, ConnectionError> {
+    let shared = Zeroizing::new(MontgomeryPoint(*public).mul_clamped(**secret).to_bytes());
+    if shared.iter().all(|&b| b == 0) {
+        return Err(ConnectionError::Protocol(ProtocolError::WeakKey { what: "shared secret" }));
+    }
+    let key = Zeroizing::new(salsa20::hsalsa::<U10>(
+        GenericArray::from_slice(&shared[..]),
+        &GenericArray::default(),
+    ));
+    Ok(XSalsa20Poly1305::new(&key))
 }
 
-/// A new transient (short-term) key pair.
-pub(crate) fn transient_keypair() -> Result<(crypto_box::SecretKey, [u8; 32]), ConnectionError> {
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    super::random::fill(&mut bytes[..])?;
-    let secret = crypto_box::SecretKey::from(*bytes);
-    let public = *secret.public_key().as_bytes();
+/// A new transient (short-term) key pair: the secret, and its public key.
+pub(crate) fn transient_keypair() -> Result<(Secret, [u8; 32]), ConnectionError> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    super::random::fill(&mut secret[..])?;
+    let public = MontgomeryPoint::mul_base_clamped(*secret).to_bytes();
     Ok((secret, public))
 }
 

@@ -3,14 +3,13 @@
 //! metadata; READY completes, after the authenticator allows the client's key.
 
 use bytes::{BufMut, Bytes};
-use crypto_box::SalsaBox;
 use crypto_secretbox::{KeyInit, XSalsa20Poly1305};
 use zeroize::Zeroizing;
 
 use super::{
-    box_key, ct_eq, nonce, open, peer_key, seal, short_nonce, transient_keypair, CurveCipher, Nonce,
-    COOKIE_LEN, COOKIE_PREFIX, HELLO_LEN, HELLO_PREFIX, INITIATE_MIN_LEN, INITIATE_PREFIX, READY_PREFIX,
-    TAG_LEN, VOUCH_LEN, VOUCH_PREFIX, WELCOME_PREFIX,
+    box_key, ct_eq, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey, CurveCipher, Nonce,
+    Secret, COOKIE_LEN, COOKIE_PREFIX, HELLO_LEN, HELLO_PREFIX, INITIATE_MIN_LEN, INITIATE_PREFIX,
+    READY_PREFIX, TAG_LEN, VOUCH_LEN, VOUCH_PREFIX, WELCOME_PREFIX,
 };
 use crate::proto::command::Command;
 use crate::proto::error::{ConnectionError, ProtocolError};
@@ -33,13 +32,13 @@ pub(crate) struct ExpectInitiate {
     authenticate: bool,
     cookie_key: Zeroizing<[u8; 32]>,
     client_transient: [u8; 32],
-    transient_secret: crypto_box::SecretKey,
+    transient_secret: Secret,
     hello_nonce: u64,
 }
 
 /// INITIATE checked; the authenticator decides on the client's key.
 pub(crate) struct Authenticating {
-    session: SalsaBox,
+    session: BoxKey,
     metadata: Metadata,
     initiate_nonce: u64,
 }
@@ -122,8 +121,8 @@ impl ExpectHello {
         }
         let client_transient = peer_key(&data[74..106], "client transient key")?;
         let hello_nonce = short_nonce(&data[106..114]);
-        let long_secret = crypto_box::SecretKey::from(*self.secret.as_bytes());
-        let hello_key = box_key(&client_transient, &long_secret);
+        let long_secret = Zeroizing::new(*self.secret.as_bytes());
+        let hello_key = box_key(&client_transient, &long_secret)?;
         let signature =
             open(&hello_key, &nonce(HELLO_PREFIX, &data[106..114]), &data[114..], "HELLO signature box")?;
         // The signature box holds 64 zero octets; libzmq does not check them, we do.
@@ -140,7 +139,7 @@ impl ExpectHello {
         random::fill(&mut cookie_long_nonce)?;
         let mut cookie_plain = Zeroizing::new([0u8; 64]);
         cookie_plain[..32].copy_from_slice(&client_transient);
-        cookie_plain[32..].copy_from_slice(&Zeroizing::new(transient_secret.to_bytes())[..]);
+        cookie_plain[32..].copy_from_slice(&transient_secret[..]);
         let cookie_box = seal_secret(&cookie_key, &cookie_nonce(&cookie_long_nonce), &cookie_plain[..])?;
 
         let mut welcome_plain = Zeroizing::new(Vec::with_capacity(32 + COOKIE_LEN));
@@ -178,7 +177,7 @@ impl ExpectInitiate {
         // The cookie must be the one we made for this connection: a cookie of another connection
         // (or one replayed after its key is gone) fails to open above or here.
         if !ct_eq(&cookie_plain[..32], &self.client_transient)
-            || !ct_eq(&cookie_plain[32..], &Zeroizing::new(self.transient_secret.to_bytes())[..])
+            || !ct_eq(&cookie_plain[32..], &self.transient_secret[..])
         {
             return Err(cryptographic("INITIATE cookie is not this connection's"));
         }
@@ -190,11 +189,11 @@ impl ExpectInitiate {
                 last: self.hello_nonce,
             }));
         }
-        let session = box_key(&self.client_transient, &self.transient_secret);
+        let session = box_key(&self.client_transient, &self.transient_secret)?;
         let plain = open(&session, &nonce(INITIATE_PREFIX, &rest[..8]), &rest[8..], "INITIATE box")?;
         let client_long = peer_key(&plain[..32], "client long-term key")?;
         let vouch = &plain[32..32 + VOUCH_LEN];
-        let vouch_key = box_key(&client_long, &self.transient_secret);
+        let vouch_key = box_key(&client_long, &self.transient_secret)?;
         let vouched = open(&vouch_key, &nonce(VOUCH_PREFIX, &vouch[..16]), &vouch[16..], "INITIATE vouch")?;
         // The vouch names the client's transient key and the server it meant. libzmq checks only
         // the first; a vouch made for another server is refused here.

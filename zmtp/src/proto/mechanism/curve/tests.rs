@@ -478,7 +478,9 @@ fn both_as_server_is_refused_and_a_libzmq_style_zero_is_accepted() {
     assert!(!c.is_closed());
     s.handle_input(now, &c.take_transmit());
     let (ce, se) = exchange(&mut c, &mut s, now);
-    assert!(matches!(ce[..], [Event::HandshakeComplete(_)]) && matches!(se[..], [Event::HandshakeComplete(_)]));
+    assert!(
+        matches!(ce[..], [Event::HandshakeComplete(_)]) && matches!(se[..], [Event::HandshakeComplete(_)])
+    );
 }
 
 #[test]
@@ -512,5 +514,83 @@ fn a_plain_client_reads_libzmqs_misspelled_error() {
     c.handle_input(now, &greeting);
     c.handle_input(now, b"\x04\x09\x5eRROR\x03400");
     let events: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
-    assert!(matches!(closed(&events), Some(ConnectionError::PeerError { reason }) if &reason[..] == b"400"), "{events:?}");
+    assert!(
+        matches!(closed(&events), Some(ConnectionError::PeerError { reason }) if &reason[..] == b"400"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn box_keys_match_crypto_box() {
+    use crypto_box::aead::AeadInPlace;
+    // Our composition (X25519, HSalsa20, secretbox) against RustCrypto's crypto_box, same inputs.
+    for seed in 1u8..=8 {
+        let ours_secret = zeroize::Zeroizing::new([seed; 32]);
+        let peer_public = CurveSecretKey::from_bytes([seed.wrapping_mul(7).wrapping_add(3); 32]).public_key();
+        let ours = super::box_key(peer_public.as_bytes(), &ours_secret).unwrap();
+        let theirs = crypto_box::SalsaBox::new(
+            &crypto_box::PublicKey::from(*peer_public.as_bytes()),
+            &crypto_box::SecretKey::from(*ours_secret),
+        );
+        let nonce = super::nonce(super::MESSAGE_C_PREFIX, &u64::from(seed).to_be_bytes());
+        for len in [0usize, 1, 17, 64, 1000] {
+            let mut a = vec![seed; len];
+            let mut b = a.clone();
+            let ta = ours.encrypt_in_place_detached(&nonce, b"", &mut a).unwrap();
+            let tb = theirs.encrypt_in_place_detached(&nonce, b"", &mut b).unwrap();
+            assert_eq!((a, ta), (b, tb), "seed {seed} len {len}");
+        }
+    }
+}
+
+#[test]
+fn debug_shows_no_key_material() {
+    let now = Instant::now();
+    let (c, s) = pair(now);
+    for shown in [format!("{c:?}"), format!("{s:?}"), format!("{:?}", server_config(true))] {
+        for secret in [server_secret(), client_secret()] {
+            assert!(!shown.contains(&secret.to_z85()), "{shown}");
+            assert!(!shown.contains(&format!("{:?}", secret.as_bytes())), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn a_second_hello_or_a_replayed_initiate_after_the_handshake_closes() {
+    let now = Instant::now();
+    let mut s = Connection::new(server_config(false), now);
+    let (hello, initiate) = client_handshake(now, &mut s);
+    // A second HELLO where INITIATE is expected.
+    let mut s2 = Connection::new(server_config(false), now);
+    let (_, events, _) = {
+        let mut fresh = Connection::new(client_config(), now);
+        let g = fresh.take_transmit();
+        s2.handle_input(now, &g[..GREETING]);
+        s2.handle_input(now, &hello);
+        let _ = s2.poll_event();
+        s2.handle_input(now, &hello);
+        let ev: Vec<_> = std::iter::from_fn(|| s2.poll_event()).collect();
+        ((), ev, ())
+    };
+    assert!(s2.is_closed(), "{events:?}");
+    // The INITIATE again after the handshake: plain text where only MESSAGEs may come.
+    s.handle_input(now, &initiate);
+    assert!(matches!(s.poll_event(), Some(Event::HandshakeComplete(_))));
+    s.handle_input(now, &initiate);
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(s.is_closed(), "{events:?}");
+}
+
+#[test]
+fn a_server_that_never_answers_hello_times_the_client_out() {
+    let now = Instant::now();
+    let t = std::time::Duration::from_secs(2);
+    let mut c = Connection::new(client_config().handshake_timeout(Some(t)), now);
+    let s = Connection::new(server_config(false), now);
+    // The server's greeting arrives; its WELCOME never does.
+    let greeting = s.transmit().chunks().next().unwrap()[..GREETING].to_vec();
+    c.handle_input(now, &greeting);
+    assert_eq!(c.poll_event(), None);
+    c.handle_timeout(now + t);
+    assert_eq!(c.poll_event(), Some(Event::Closed(ConnectionError::HandshakeTimeout(t))));
 }
