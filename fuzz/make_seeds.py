@@ -13,6 +13,10 @@ allowed and skipped) and writes one file per seed:
 The control octets match the targets: frame_stream's octet 0 picks the (ours, peer's) pair from its
 PAIRS table, connection_full's octet 0 bits 0-3 pick our type in SocketType::ALL order; octet 1 seeds
 the chunking. Python 3 standard library only. Usage: python3 fuzz/make_seeds.py
+
+The seeds of curve_server, curve_client, plain and z85 need real CURVE handshakes and come from
+`cargo run --manifest-path fuzz/Cargo.toml --example make_seeds_secure` instead; this script leaves
+them alone.
 """
 
 import pathlib
@@ -30,6 +34,8 @@ PAIRS = [("DEALER", "ROUTER"), ("XPUB", "SUB"), ("PULL", "PUSH"), ("ROUTER", "DE
          ("SUB", "PUB"), ("PUB", "XSUB"), ("PAIR", "PAIR"), ("REP", "REQ")]
 # connection_full.rs octet 0 bits above the type.
 SMALL_LIMITS, HEARTBEAT, OURS_V30 = 0x20, 0x40, 0x80
+# The seed directories this script owns (and replaces).
+OWN_TARGETS = ["greeting", "command", "metadata", "frame_stream", "connection_full"]
 
 
 def load():
@@ -75,11 +81,21 @@ def is_command(v):
 
 def main():
     v = load()
-    if SEEDS.exists():
-        shutil.rmtree(SEEDS)
+    # Only the directories written here (examples/make_seeds_secure.rs writes the CURVE, PLAIN and
+    # Z85 targets' seeds: they need real handshakes), and in them, not the hand-added
+    # 'regression-*' inputs of past crashes.
+    for target in OWN_TARGETS:
+        d = SEEDS / target
+        if d.exists():
+            for f in d.iterdir():
+                if f.is_dir():
+                    shutil.rmtree(f)
+                elif not f.name.startswith("regression-"):
+                    f.unlink()
     written = {}
 
     def put(target, name, data):
+        assert target in OWN_TARGETS, target
         d = SEEDS / target
         d.mkdir(parents=True, exist_ok=True)
         (d / name).write_bytes(data)

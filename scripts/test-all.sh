@@ -79,6 +79,8 @@ max_len_for() {
         greeting) echo 128 ;;
         command | metadata) echo 8192 ;;
         config_toml) echo 4096 ;;
+        z85) echo 1024 ;;
+        zap_reply) echo 4096 ;;
         *) echo 65536 ;;
     esac
 }

@@ -126,6 +126,9 @@ impl Harness {
                     assert!(self.handshake_done, "subscription before the handshake");
                     assert!(self.conn.config().socket_type().accepts_subscriptions());
                 }
+                Event::Authenticate(credentials) => {
+                    panic!("Authenticate without .authenticate(true): {credentials:?}")
+                }
                 Event::Closed(_) => {
                     self.closed = true;
                     assert!(self.conn.is_closed());

@@ -61,6 +61,7 @@ impl Run {
             assert!(!self.closed, "event after Closed: {ev:?}");
             match &ev {
                 Event::HandshakeComplete(_) => panic!("second HandshakeComplete"),
+                Event::Authenticate(_) => panic!("Authenticate after the handshake: {ev:?}"),
                 Event::Message(m) => assert!(!m.is_empty(), "empty message"),
                 Event::Subscribe(_) | Event::Cancel(_) => {
                     assert!(self.conn.config().socket_type().accepts_subscriptions(), "{ev:?}")

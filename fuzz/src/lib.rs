@@ -1,6 +1,10 @@
 //! Helpers shared by the fuzz targets: a tiny deterministic PRNG for chunking and a checker for the
 //! bytes a connection transmits. The peer's side of a NULL handshake comes from
-//! `zmtp::proto::loopback::null_peer_opening`.
+//! `zmtp::proto::loopback::null_peer_opening`. [`secure`] holds the CURVE and PLAIN harness and the
+//! real handshakes their seeds come from; [`alloc`] a counting allocator for memory bounds.
+
+pub mod alloc;
+pub mod secure;
 
 use bytes::Bytes;
 use zmtp::proto::{Command, FrameHeader, Greeting, MechanismName};

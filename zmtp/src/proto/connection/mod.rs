@@ -141,6 +141,40 @@ enum State {
     Closed,
 }
 
+/// Checks the peer's metadata against our socket type: its `Socket-Type` must be one we may talk to
+/// and, for a ROUTER, its `Identity` at most 255 octets. Servers of PLAIN and CURVE check this before
+/// their READY, so that a refused peer never sees the handshake complete.
+///
+/// # Errors
+/// [`ProtocolError::IncompatibleSocketType`] or [`ProtocolError::IdentityTooLong`].
+pub(crate) fn check_peer_metadata(
+    ours: SocketType,
+    metadata: &Metadata,
+) -> Result<Option<SocketType>, ProtocolError> {
+    // RFC 23: "The peer SHOULD enforce that the other peer is using a valid socket type" and
+    // "SHOULD handle errors by returning an ERROR command, and then disconnecting". A missing
+    // Socket-Type is accepted, as libzmq does.
+    let socket_type = match metadata.socket_type() {
+        Ok(Some(theirs)) if ours.is_compatible_with(theirs) => Some(theirs),
+        Ok(None) => None,
+        Ok(Some(theirs)) => {
+            let theirs = Bytes::from_static(theirs.as_str().as_bytes());
+            return Err(ProtocolError::IncompatibleSocketType { ours, theirs });
+        }
+        Err(theirs) => return Err(ProtocolError::IncompatibleSocketType { ours, theirs }),
+    };
+    // RFC 23: the identity "SHALL NOT be longer than 255 octets". RFC 37: only a ROUTER honours
+    // it ("For all other socket types, the Identity property shall be ignored").
+    if ours == SocketType::Router {
+        if let Some(id) = metadata.identity() {
+            if id.len() > 255 {
+                return Err(ProtocolError::IdentityTooLong { len: id.len() });
+            }
+        }
+    }
+    Ok(socket_type)
+}
+
 /// One ZMTP 3.x connection, either role, with no I/O.
 #[derive(Debug)]
 pub struct Connection {
@@ -198,7 +232,7 @@ impl Connection {
     /// is queued at once (RFC 23 allows waiting for the peer's first octets; sending everything up
     /// front can never deadlock).
     pub fn new(config: ConnectionConfig, now: Instant) -> Connection {
-        let handshake = Handshake::new(&config.security, config.authenticate);
+        let handshake = Handshake::new(&config.security, config.authenticate, config.socket_type);
         let mut transmit = TransmitQueue::new();
         transmit.set_inline_max(config.inline_body_max);
         transmit.reserve_tail(HANDSHAKE_TRANSMIT);
@@ -504,28 +538,7 @@ impl Connection {
 
     fn complete_handshake(&mut self, completion: Completion) -> Result<Event, ConnectionError> {
         let Completion { metadata, cipher, auth } = completion;
-        let ours = self.config.socket_type;
-        // RFC 23: "The peer SHOULD enforce that the other peer is using a valid socket type" and
-        // "SHOULD handle errors by returning an ERROR command, and then disconnecting". A missing
-        // Socket-Type is accepted, as libzmq does.
-        let socket_type = match metadata.socket_type() {
-            Ok(Some(theirs)) if ours.is_compatible_with(theirs) => Some(theirs),
-            Ok(None) => None,
-            Ok(Some(theirs)) => {
-                let theirs = Bytes::from_static(theirs.as_str().as_bytes());
-                return Err(ProtocolError::IncompatibleSocketType { ours, theirs }.into());
-            }
-            Err(theirs) => return Err(ProtocolError::IncompatibleSocketType { ours, theirs }.into()),
-        };
-        // RFC 23: the identity "SHALL NOT be longer than 255 octets". RFC 37: only a ROUTER honours
-        // it ("For all other socket types, the Identity property shall be ignored").
-        if ours == SocketType::Router {
-            if let Some(id) = metadata.identity() {
-                if id.len() > 255 {
-                    return Err(ProtocolError::IdentityTooLong { len: id.len() }.into());
-                }
-            }
-        }
+        let socket_type = check_peer_metadata(self.config.socket_type, &metadata)?;
         self.state = State::Ready;
         self.cipher = cipher;
         self.handshake_deadline = None;

@@ -31,6 +31,7 @@ use super::error::{ConnectionError, ProtocolError};
 use super::greeting::MechanismName;
 use super::keys::{CurvePublicKey, CurveSecretKey};
 use super::metadata::Metadata;
+use super::socket_type::SocketType;
 
 /// How libzmq 4.3's PLAIN server spells the start of ERROR (see [`Handshake::decode_command`]).
 const LIBZMQ_PLAIN_ERROR: &[u8] = b"^RROR";
@@ -234,18 +235,18 @@ impl fmt::Debug for Handshake {
 impl Handshake {
     /// The handshake for `security`; `authenticate` makes a server (or NULL) ask for a decision on
     /// the peer's credentials before completing.
-    pub(crate) fn new(security: &Security, authenticate: bool) -> Handshake {
+    pub(crate) fn new(security: &Security, authenticate: bool, socket_type: SocketType) -> Handshake {
         match security {
             Security::Null => Handshake::Null(null::Null::new(authenticate)),
             Security::PlainClient { username, password } => {
                 Handshake::PlainClient(plain::Client::new(username.clone(), password.clone()))
             }
-            Security::PlainServer => Handshake::PlainServer(plain::Server::new(authenticate)),
+            Security::PlainServer => Handshake::PlainServer(plain::Server::new(authenticate, socket_type)),
             Security::CurveClient { public, secret, server } => {
                 Handshake::CurveClient(curve::Client::new(*public, secret.clone(), *server))
             }
             Security::CurveServer { public, secret } => {
-                Handshake::CurveServer(curve::Server::new(*public, secret.clone(), authenticate))
+                Handshake::CurveServer(curve::Server::new(*public, secret.clone(), authenticate, socket_type))
             }
         }
     }

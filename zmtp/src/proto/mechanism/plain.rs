@@ -11,8 +11,10 @@ use bytes::{BufMut, Bytes};
 
 use super::{malformed, unexpected, AuthReply, Completion, Credentials, HandshakeStatus, Password};
 use crate::proto::command::Command;
+use crate::proto::connection::check_peer_metadata;
 use crate::proto::error::ConnectionError;
 use crate::proto::metadata::Metadata;
+use crate::proto::socket_type::SocketType;
 
 fn command(name: &'static str, data: Bytes) -> Command {
     Command::Other { name: Bytes::from_static(name.as_bytes()), data }
@@ -81,18 +83,18 @@ impl Client {
 /// The PLAIN server's states.
 pub(crate) enum Server {
     /// Waiting for HELLO.
-    ExpectHello { authenticate: bool },
+    ExpectHello { authenticate: bool, socket_type: SocketType },
     /// HELLO received; the authenticator is deciding.
-    Authenticating,
+    Authenticating { socket_type: SocketType },
     /// WELCOME sent; waiting for INITIATE.
-    ExpectInitiate { auth: Option<AuthReply> },
+    ExpectInitiate { auth: Option<AuthReply>, socket_type: SocketType },
     /// Complete (or failed).
     Done,
 }
 
 impl Server {
-    pub(crate) fn new(authenticate: bool) -> Self {
-        Server::ExpectHello { authenticate }
+    pub(crate) fn new(authenticate: bool, socket_type: SocketType) -> Self {
+        Server::ExpectHello { authenticate, socket_type }
     }
 
     pub(crate) fn handle_command(
@@ -102,12 +104,12 @@ impl Server {
         out: &mut Vec<Command>,
     ) -> Result<HandshakeStatus, ConnectionError> {
         match (std::mem::replace(self, Server::Done), cmd) {
-            (Server::ExpectHello { authenticate }, Command::Other { name, data })
+            (Server::ExpectHello { authenticate, socket_type }, Command::Other { name, data })
                 if &name[..] == b"HELLO" =>
             {
                 let (username, password) = parse_hello(&data)?;
                 if authenticate {
-                    *self = Server::Authenticating;
+                    *self = Server::Authenticating { socket_type };
                     return Ok(HandshakeStatus::Authenticate(Credentials::Plain {
                         username,
                         password: Password::new(password),
@@ -115,11 +117,15 @@ impl Server {
                 }
                 // No authenticator: libzmq without a ZAP handler accepts any credentials.
                 out.push(command("WELCOME", Bytes::new()));
-                *self = Server::ExpectInitiate { auth: None };
+                *self = Server::ExpectInitiate { auth: None, socket_type };
                 Ok(HandshakeStatus::InProgress)
             }
-            (Server::ExpectInitiate { auth }, Command::Other { name, data }) if &name[..] == b"INITIATE" => {
+            (Server::ExpectInitiate { auth, socket_type }, Command::Other { name, data })
+                if &name[..] == b"INITIATE" =>
+            {
                 let metadata = Metadata::decode(&data)?;
+                // Before READY: a refused peer never sees the handshake complete.
+                check_peer_metadata(socket_type, &metadata)?;
                 out.push(Command::Ready(local.clone()));
                 Ok(HandshakeStatus::Complete(Box::new(Completion { metadata, cipher: None, auth })))
             }
@@ -133,9 +139,9 @@ impl Server {
         out: &mut Vec<Command>,
     ) -> Result<HandshakeStatus, ConnectionError> {
         match std::mem::replace(self, Server::Done) {
-            Server::Authenticating => {
+            Server::Authenticating { socket_type } => {
                 out.push(command("WELCOME", Bytes::new()));
-                *self = Server::ExpectInitiate { auth: Some(reply) };
+                *self = Server::ExpectInitiate { auth: Some(reply), socket_type };
                 Ok(HandshakeStatus::InProgress)
             }
             _ => Err(unexpected(&Command::Other { name: "ZAP".into(), data: Bytes::new() }, "unasked")),

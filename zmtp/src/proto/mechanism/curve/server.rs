@@ -12,24 +12,28 @@ use super::{
     READY_PREFIX, TAG_LEN, VOUCH_LEN, VOUCH_PREFIX, WELCOME_PREFIX,
 };
 use crate::proto::command::Command;
+use crate::proto::connection::check_peer_metadata;
 use crate::proto::error::{ConnectionError, ProtocolError};
 use crate::proto::keys::{CurvePublicKey, CurveSecretKey};
 use crate::proto::mechanism::{
     malformed, random, unexpected, AuthReply, Completion, Credentials, HandshakeStatus,
 };
 use crate::proto::metadata::Metadata;
+use crate::proto::socket_type::SocketType;
 
 /// Waiting for HELLO.
 pub(crate) struct ExpectHello {
     public: CurvePublicKey,
     secret: CurveSecretKey,
     authenticate: bool,
+    socket_type: SocketType,
 }
 
 /// WELCOME sent: holds the cookie key, which exists only until INITIATE is checked.
 pub(crate) struct ExpectInitiate {
     public: CurvePublicKey,
     authenticate: bool,
+    socket_type: SocketType,
     cookie_key: Zeroizing<[u8; 32]>,
     client_transient: [u8; 32],
     transient_secret: Secret,
@@ -55,8 +59,13 @@ pub(crate) enum Server {
 const READY_NONCE: u64 = 1;
 
 impl Server {
-    pub(crate) fn new(public: CurvePublicKey, secret: CurveSecretKey, authenticate: bool) -> Self {
-        Server::ExpectHello(ExpectHello { public, secret, authenticate })
+    pub(crate) fn new(
+        public: CurvePublicKey,
+        secret: CurveSecretKey,
+        authenticate: bool,
+        socket_type: SocketType,
+    ) -> Self {
+        Server::ExpectHello(ExpectHello { public, secret, authenticate, socket_type })
     }
 
     pub(crate) fn handle_command(
@@ -156,6 +165,7 @@ impl ExpectHello {
         let next = ExpectInitiate {
             public: self.public,
             authenticate: self.authenticate,
+            socket_type: self.socket_type,
             cookie_key,
             client_transient,
             transient_secret,
@@ -204,6 +214,9 @@ impl ExpectInitiate {
             return Err(cryptographic("vouch names another server key"));
         }
         let metadata = Metadata::decode(&Bytes::copy_from_slice(&plain[32 + VOUCH_LEN..]))?;
+        // Before the authenticator and READY: a peer we may not talk to never sees the handshake
+        // complete (libzmq checks the metadata here too). Its ERROR goes in clear, as the handshake's.
+        check_peer_metadata(self.socket_type, &metadata)?;
         Ok((Authenticating { session, metadata, initiate_nonce }, CurvePublicKey::from_bytes(client_long)))
     }
 }

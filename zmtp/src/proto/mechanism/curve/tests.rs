@@ -594,3 +594,23 @@ fn a_server_that_never_answers_hello_times_the_client_out() {
     c.handle_timeout(now + t);
     assert_eq!(c.poll_event(), Some(Event::Closed(ConnectionError::HandshakeTimeout(t))));
 }
+
+#[test]
+fn an_incompatible_socket_type_is_refused_before_ready() {
+    let now = Instant::now();
+    let secret = server_secret();
+    let mut s = Connection::new(
+        ConnectionConfig::new(SocketType::Pub).security(Security::CurveServer { public: secret.public_key(), secret }),
+        now,
+    );
+    let (_hello, initiate) = client_handshake(now, &mut s);
+    s.handle_input(now, &initiate);
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        matches!(closed(&events), Some(ConnectionError::Protocol(ProtocolError::IncompatibleSocketType { .. }))),
+        "{events:?}"
+    );
+    let out = s.take_transmit();
+    assert!(!out.windows(6).any(|w| w == b"\x05READY"), "READY sent to a refused peer");
+    assert!(out.windows(6).any(|w| w == b"\x05ERROR"), "no ERROR: {out:?}");
+}
