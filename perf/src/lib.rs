@@ -18,6 +18,11 @@
 //! Timeouts are kept by a [`Watchdog`] thread watching a progress counter, so the hot loops pay one
 //! relaxed store per message instead of a timer per call.
 //!
+//! Security: `BENCH_CURVE=1` makes every tool speak CURVE (RFC 26) with the fixed keys of
+//! `bench/README.md`, as bench/libzmq's `bench_secure`: the side that binds is the CURVE server,
+//! the side that connects the client, and no authenticator runs (the server accepts any client key).
+//! See [`secure`].
+//!
 //! Runtime: every tool has a default flavour (the faster one measured on a 2-core machine, see
 //! [`Flavor`]); `BENCH_RT=current` or `BENCH_RT=multi` overrides it, `BENCH_WORKERS=N` sets the
 //! multi-thread runtime's workers (default 2).
@@ -29,7 +34,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use zmtp::{Monitor, Msg, Options, Socket, SocketEventKind, SocketType};
+use zmtp::{CurvePublicKey, CurveSecretKey, Monitor, Msg, Options, Socket, SocketEventKind, SocketType};
 
 /// How long the first message (or reply) is awaited.
 pub const FIRST_MSG_TIMEOUT: Duration = Duration::from_secs(30);
@@ -168,6 +173,66 @@ where
         2
     });
     std::process::exit(code)
+}
+
+/// bench/README.md's CURVE server public key (Z85).
+pub const CURVE_SERVER_PUBLIC: &str = "+#Lcz^LmE:FIw[XJK1f>-2UxZx7}*MlI1R<1Axuo";
+/// bench/README.md's CURVE server secret key (Z85).
+pub const CURVE_SERVER_SECRET: &str = "CB.VWmoctMCt/v:Ek=}g8S13Rb$x3imC2mA=E(BP";
+/// bench/README.md's CURVE client public key (Z85).
+pub const CURVE_CLIENT_PUBLIC: &str = "ofpH?!@pbQNQvvj0iGs&X./%u!FXkBB}VV:GTEvS";
+/// bench/README.md's CURVE client secret key (Z85).
+pub const CURVE_CLIENT_SECRET: &str = ")FimV5Q9q[a+.pe7>!fHPlt[<Bvw{.y?1J@=+2mh";
+
+/// How a socket reaches its peers, which decides its CURVE role under `BENCH_CURVE=1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The socket binds: CURVE server.
+    Bind,
+    /// The socket connects: CURVE client.
+    Connect,
+}
+
+/// Whether `BENCH_CURVE` is exactly `1` (as bench/libzmq's `bench_secure` checks it).
+pub fn curve_enabled() -> bool {
+    std::env::var_os("BENCH_CURVE").is_some_and(|v| v == "1")
+}
+
+/// `options` with bench/libzmq's `bench_secure` applied for a socket in `role`: unchanged
+/// unless `BENCH_CURVE=1`; then a binding socket is a CURVE server (`curve_server` and the server
+/// secret key) and a connecting one a CURVE client (the server's public key, the client's public
+/// and secret keys). No authenticator is set, so the server accepts any client key.
+pub fn secure(options: Options, role: Role) -> Options {
+    if !curve_enabled() {
+        return options;
+    }
+    match role {
+        Role::Bind => Options {
+            curve_server: true,
+            curve_secret_key: Some(curve_secret(CURVE_SERVER_SECRET)),
+            ..options
+        },
+        Role::Connect => Options {
+            curve_server_key: Some(curve_public(CURVE_SERVER_PUBLIC)),
+            curve_public_key: Some(curve_public(CURVE_CLIENT_PUBLIC)),
+            curve_secret_key: Some(curve_secret(CURVE_CLIENT_SECRET)),
+            ..options
+        },
+    }
+}
+
+fn curve_public(z85: &str) -> CurvePublicKey {
+    CurvePublicKey::from_z85(z85).unwrap_or_else(|e| {
+        eprintln!("error: CURVE public key {z85}: {e}");
+        std::process::exit(1);
+    })
+}
+
+fn curve_secret(z85: &str) -> CurveSecretKey {
+    CurveSecretKey::from_z85(z85).unwrap_or_else(|e| {
+        eprintln!("error: CURVE secret key: {e}");
+        std::process::exit(1);
+    })
 }
 
 /// A socket of `socket_type` with `options`, or exits 1.
@@ -332,7 +397,10 @@ pub async fn thr_receiver(tool: &'static str, socket_type: SocketType, a: Args) 
         print_thr(tool, size, count, n, start.map(|s| s.elapsed()).unwrap_or_default());
         2
     });
-    let sock = socket(socket_type, Options { linger: Some(Duration::ZERO), ..Options::default() });
+    let sock = socket(
+        socket_type,
+        secure(Options { linger: Some(Duration::ZERO), ..Options::default() }, Role::Bind),
+    );
     if let Err(e) = sock.bind(&endpoint).await {
         eprintln!("error: bind {endpoint}: {e}");
         return 1;
@@ -385,7 +453,8 @@ pub async fn thr_sender(tool: &'static str, socket_type: SocketType, a: Args) ->
         eprintln!("error: send {n}/{count}: timed out");
         2
     });
-    let sock = socket(socket_type, Options { linger: Some(LINGER), ..Options::default() });
+    let sock =
+        socket(socket_type, secure(Options { linger: Some(LINGER), ..Options::default() }, Role::Connect));
     let mut monitor = sock.monitor();
     if let Err(e) = sock.connect(&endpoint) {
         eprintln!("error: connect {endpoint}: {e}");

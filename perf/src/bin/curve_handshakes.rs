@@ -56,7 +56,12 @@ fn fail(code: i32, message: &str) -> ! {
 fn keys() -> (CurvePublicKey, CurveSecretKey, CurvePublicKey, CurveSecretKey) {
     let parse_public = |k| CurvePublicKey::from_z85(k).unwrap_or_else(|e| fail(1, &e.to_string()));
     let parse_secret = |k| CurveSecretKey::from_z85(k).unwrap_or_else(|e| fail(1, &e.to_string()));
-    (parse_public(SERVER_PUBLIC), parse_secret(SERVER_SECRET), parse_public(CLIENT_PUBLIC), parse_secret(CLIENT_SECRET))
+    (
+        parse_public(SERVER_PUBLIC),
+        parse_secret(SERVER_SECRET),
+        parse_public(CLIENT_PUBLIC),
+        parse_secret(CLIENT_SECRET),
+    )
 }
 
 async fn server(endpoint: &str) -> i32 {

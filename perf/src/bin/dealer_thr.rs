@@ -5,6 +5,8 @@
 //! as the monitor's `Disconnected` event), closes and exits (bench/README.md; as
 //! bench/libzmq/dealer_thr.c). Prints to stderr how long queueing took and when the peer was done.
 //!
+//! `BENCH_CURVE=1`: CURVE client (it connects) with bench/README.md's fixed keys ([`zmtp_perf::secure`]).
+//!
 //! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
 
 fn main() {

@@ -4,12 +4,14 @@
 //! (flushing the last reply) and exits (bench/README.md; as bench/libzmq/local_lat.c). The first
 //! request is awaited at most 30 s, a 10 s gap ends the run (exit 2).
 //!
+//! `BENCH_CURVE=1`: CURVE server (it binds) with bench/README.md's fixed keys ([`zmtp_perf::secure`]).
+//!
 //! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
 
 use std::time::Duration;
 
 use zmtp::{Options, SocketType};
-use zmtp_perf::{Args, Flavor, Watchdog};
+use zmtp_perf::{Args, Flavor, Role, Watchdog};
 
 fn main() {
     let a = zmtp_perf::args("local_lat <bind-endpoint> <msg-size> <roundtrip-count>", "roundtrip-count");
@@ -22,8 +24,10 @@ async fn echo(a: Args) -> i32 {
         eprintln!("error: recv {n}/{count}: timed out");
         2
     });
-    let sock =
-        zmtp_perf::socket(SocketType::Rep, Options { linger: Some(zmtp_perf::LINGER), ..Options::default() });
+    let sock = zmtp_perf::socket(
+        SocketType::Rep,
+        zmtp_perf::secure(Options { linger: Some(zmtp_perf::LINGER), ..Options::default() }, Role::Bind),
+    );
     if let Err(e) = sock.bind(&endpoint).await {
         eprintln!("error: bind {endpoint}: {e}");
         return 1;

@@ -5,6 +5,8 @@
 //! bench/libzmq/local_thr.c). The first message is awaited at most 30 s, a 10 s gap ends the run
 //! (exit 2, with the partial result printed).
 //!
+//! `BENCH_CURVE=1`: CURVE server (it binds) with bench/README.md's fixed keys ([`zmtp_perf::secure`]).
+//!
 //! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
 
 fn main() {

@@ -6,13 +6,16 @@
 //! exits 0 (bench/README.md; as bench/libzmq/proxy.c). Exit 1 on a usage or bind error, 2 if the
 //! proxy itself ends with an error.
 //!
+//! `BENCH_CURVE=1`: both sides bind, so both are CURVE servers with bench/README.md's fixed keys
+//! ([`zmtp_perf::secure`]), as proxy.c.
+//!
 //! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
 
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 use zmtp::{Options, SocketType};
-use zmtp_perf::Flavor;
+use zmtp_perf::{Flavor, Role};
 
 const USAGE: &str = "proxy <xsub-bind-endpoint> <xpub-bind-endpoint> [lifetime-s]";
 
@@ -31,7 +34,9 @@ async fn run(xsub_ep: String, xpub_ep: String, lifetime: u64) -> i32 {
             return 1;
         }
     };
-    let options = Options { linger: Some(Duration::ZERO), ..Options::default() };
+    // Both sides bind, so both are CURVE servers under BENCH_CURVE=1 (as proxy.c).
+    let options =
+        zmtp_perf::secure(Options { linger: Some(Duration::ZERO), ..Options::default() }, Role::Bind);
     let xsub = zmtp_perf::socket(SocketType::XSub, options.clone());
     let xpub = zmtp_perf::socket(SocketType::XPub, options);
     if let Err(e) = xsub.bind(&xsub_ep).await {

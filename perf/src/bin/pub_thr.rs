@@ -9,6 +9,8 @@
 //! so sends do not block (each `send` takes from tokio's cooperative budget, so the connection task
 //! still runs); exit 2 if one fails or stalls for 30 s.
 //!
+//! `BENCH_CURVE=1`: CURVE client (it connects) with bench/README.md's fixed keys ([`zmtp_perf::secure`]).
+//!
 //! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
 
 use std::time::{Duration, Instant};
@@ -30,7 +32,10 @@ fn main() {
 async fn run(endpoint: String, size: usize, count: usize, warmup: Duration) -> i32 {
     let sock = zmtp_perf::socket(
         SocketType::Pub,
-        Options { linger: Some(Duration::from_secs(2)), ..Options::default() },
+        zmtp_perf::secure(
+            Options { linger: Some(Duration::from_secs(2)), ..Options::default() },
+            zmtp_perf::Role::Connect,
+        ),
     );
     if let Err(e) = sock.connect(&endpoint) {
         eprintln!("error: connect {endpoint}: {e}");

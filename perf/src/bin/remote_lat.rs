@@ -5,13 +5,15 @@
 //! round trips / 2 (bench/README.md; as bench/libzmq/remote_lat.c). The first reply is awaited at
 //! most 30 s, a 10 s gap ends the run (exit 2, with the partial result printed).
 //!
+//! `BENCH_CURVE=1`: CURVE client (it connects) with bench/README.md's fixed keys ([`zmtp_perf::secure`]).
+//!
 //! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use zmtp::{Msg, Options, SocketType};
-use zmtp_perf::{Args, Flavor, Watchdog};
+use zmtp_perf::{Args, Flavor, Role, Watchdog};
 
 fn main() {
     let a = zmtp_perf::args("remote_lat <connect-endpoint> <msg-size> <roundtrip-count>", "roundtrip-count");
@@ -25,8 +27,10 @@ async fn ping(a: Args) -> i32 {
         zmtp_perf::print_lat(size, count, n, start.map(|s| s.elapsed()).unwrap_or_default());
         2
     });
-    let sock =
-        zmtp_perf::socket(SocketType::Req, Options { linger: Some(Duration::ZERO), ..Options::default() });
+    let sock = zmtp_perf::socket(
+        SocketType::Req,
+        zmtp_perf::secure(Options { linger: Some(Duration::ZERO), ..Options::default() }, Role::Connect),
+    );
     if let Err(e) = sock.connect(&endpoint) {
         eprintln!("error: connect {endpoint}: {e}");
         return 1;

@@ -9,6 +9,8 @@
 //! first data message (an earlier run's) are ignored. The first message is awaited at most 30 s
 //! (then exit 2, `end=no-data`); exit 3 on a message of the wrong shape.
 //!
+//! `BENCH_CURVE=1`: CURVE client (it connects) with bench/README.md's fixed keys ([`zmtp_perf::secure`]).
+//!
 //! Runtime: current-thread by default (`BENCH_RT=multi` for a 2-worker multi-thread one).
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,8 +57,13 @@ async fn run(endpoint: String, size: usize, count: usize, max: Duration) -> i32 
             0
         }
     });
-    let sock =
-        zmtp_perf::socket(SocketType::Sub, Options { linger: Some(Duration::ZERO), ..Options::default() });
+    let sock = zmtp_perf::socket(
+        SocketType::Sub,
+        zmtp_perf::secure(
+            Options { linger: Some(Duration::ZERO), ..Options::default() },
+            zmtp_perf::Role::Connect,
+        ),
+    );
     if let Err(e) = sock.subscribe("") {
         eprintln!("error: subscribe: {e}");
         return 1;
