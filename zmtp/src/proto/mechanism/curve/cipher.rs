@@ -12,10 +12,15 @@
 //! boxed flags close the connection.
 
 use bytes::{BufMut, BytesMut};
+use crypto_secretbox::aead::consts::U10;
 use crypto_secretbox::aead::generic_array::GenericArray;
-use crypto_secretbox::aead::AeadInPlace;
+use poly1305::universal_hash::KeyInit;
+use poly1305::Poly1305;
+use salsa20::cipher::{KeyIvInit, StreamCipher};
+use salsa20::Salsa20;
+use zeroize::Zeroizing;
 
-use super::{nonce, short_nonce, BoxKey, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, TAG_LEN};
+use super::{ct_eq, short_nonce, Secret, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, TAG_LEN};
 use crate::proto::error::{ConnectionError, ProtocolError};
 use crate::proto::frame::FrameHeader;
 
@@ -29,11 +34,19 @@ const BOX_MORE: u8 = 0x01;
 /// Boxed flag: the frame is a command.
 const BOX_COMMAND: u8 = 0x02;
 
-/// One direction's nonces and the session key shared by both.
+/// The session after the handshake: one XSalsa20-Poly1305 stream per direction.
+///
+/// Every MESSAGE nonce of a direction is the same 16-octet prefix and an 8-octet counter, and
+/// XSalsa20 derives its Salsa20 subkey from the key and the first 16 nonce octets alone (HSalsa20):
+/// so each direction's subkey is derived once here, and each frame runs Salsa20 under it with the
+/// counter as nonce. That is NaCl's `crypto_secretbox` exactly (the Poly1305 key is the keystream's
+/// first 32 octets, the body is encrypted from octet 32 on, the tag authenticates the ciphertext),
+/// minus one HSalsa20 per frame: measured 22-24% of the CPU per 16 B frame on both sides
+/// (perf, this machine). `sealed_frames_match_crypto_secretbox` checks it byte for byte against
+/// RustCrypto's `crypto_secretbox`.
 pub(crate) struct CurveCipher {
-    key: BoxKey,
-    send_prefix: &'static [u8; 16],
-    recv_prefix: &'static [u8; 16],
+    send_subkey: Secret,
+    recv_subkey: Secret,
     /// The short nonce of our next MESSAGE.
     send_nonce: u64,
     /// The last short nonce the peer used: its next must be greater (CVE-2014-7203).
@@ -50,14 +63,20 @@ impl std::fmt::Debug for CurveCipher {
 }
 
 impl CurveCipher {
-    /// The session of a completed handshake. `as_server` picks the nonce prefixes.
-    pub(crate) fn new(key: BoxKey, as_server: bool, send_nonce: u64, recv_nonce: u64) -> Self {
+    /// The session of a completed handshake under the box key `key` (see
+    /// [`super::box_key_bytes`]). `as_server` picks the nonce prefixes.
+    pub(crate) fn new(key: &Secret, as_server: bool, send_nonce: u64, recv_nonce: u64) -> Self {
         let (send_prefix, recv_prefix) = if as_server {
             (MESSAGE_S_PREFIX, MESSAGE_C_PREFIX)
         } else {
             (MESSAGE_C_PREFIX, MESSAGE_S_PREFIX)
         };
-        CurveCipher { key, send_prefix, recv_prefix, send_nonce, recv_nonce }
+        CurveCipher {
+            send_subkey: subkey(key, send_prefix),
+            recv_subkey: subkey(key, recv_prefix),
+            send_nonce,
+            recv_nonce,
+        }
     }
 
     /// The whole frame that carries `body` (header included).
@@ -97,14 +116,10 @@ impl CurveCipher {
         for part in body {
             out.put_slice(part);
         }
-        let nonce = nonce(self.send_prefix, &n.to_be_bytes());
-        match self.key.encrypt_in_place_detached(&nonce, b"", &mut out[plain_at..]) {
-            Ok(tag) => out[tag_at..plain_at].copy_from_slice(&tag),
-            // XSalsa20-Poly1305 refuses only plaintexts past 2^38 octets, far beyond any frame we
-            // accept to send. Should it ever happen, the frame goes out unauthenticable (zero tag,
-            // no plain text): the peer closes the connection, nothing leaks.
-            Err(_) => out[tag_at..].fill(0),
-        }
+        let (mut stream, mac) = begin(&self.send_subkey, n);
+        stream.apply_keystream(&mut out[plain_at..]);
+        let tag = mac.compute_unpadded(&out[plain_at..]);
+        out[tag_at..plain_at].copy_from_slice(&tag);
     }
 
     /// Opens a MESSAGE in place: `frame` is the outer frame's whole body. On success the plaintext
@@ -128,10 +143,12 @@ impl CurveCipher {
             return Err(ProtocolError::InvalidSequence { nonce: n, last: self.recv_nonce });
         }
         let (head, boxed) = frame.split_at_mut(8 + 8 + TAG_LEN);
-        let tag = GenericArray::from_slice(&head[16..]);
-        self.key
-            .decrypt_in_place_detached(&nonce(self.recv_prefix, &n.to_be_bytes()), b"", boxed, tag)
-            .map_err(|_| ProtocolError::Cryptographic { what: "MESSAGE box" })?;
+        let (mut stream, mac) = begin(&self.recv_subkey, n);
+        // Authenticate the ciphertext before decrypting any of it.
+        if !ct_eq(&mac.compute_unpadded(boxed), &head[16..]) {
+            return Err(ProtocolError::Cryptographic { what: "MESSAGE box" });
+        }
+        stream.apply_keystream(boxed);
         // Only an authentic MESSAGE moves the window.
         self.recv_nonce = n;
         let flags = boxed[0];
@@ -140,4 +157,24 @@ impl CurveCipher {
         }
         Ok((flags & BOX_MORE != 0, flags & BOX_COMMAND != 0))
     }
+}
+
+/// XSalsa20's subkey for every nonce starting with `prefix` (HSalsa20 of the key and the prefix).
+fn subkey(key: &Secret, prefix: &[u8; 16]) -> Secret {
+    let derived = Zeroizing::new(salsa20::hsalsa::<U10>(
+        GenericArray::from_slice(&key[..]),
+        GenericArray::from_slice(prefix),
+    ));
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&derived);
+    out
+}
+
+/// The Salsa20 stream for the frame with short nonce `n`, past the Poly1305 key taken from its first
+/// 32 octets, and the Poly1305 instance under that key.
+fn begin(subkey: &Secret, n: u64) -> (Salsa20, Poly1305) {
+    let mut stream = Salsa20::new(GenericArray::from_slice(&subkey[..]), &n.to_be_bytes().into());
+    let mut mac_key = Zeroizing::new(poly1305::Key::default());
+    stream.apply_keystream(&mut mac_key);
+    (stream, Poly1305::new(&mac_key))
 }

@@ -2,12 +2,14 @@
 //! the key we were given, then READY completes.
 
 use bytes::{BufMut, Bytes};
+use crypto_secretbox::aead::generic_array::GenericArray;
+use crypto_secretbox::KeyInit;
 use zeroize::Zeroizing;
 
 use super::{
-    box_key, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey, CurveCipher, Secret,
-    COOKIE_LEN, HELLO_PREFIX, INITIATE_PREFIX, READY_MIN_LEN, READY_PREFIX, VOUCH_PREFIX, WELCOME_LEN,
-    WELCOME_PREFIX,
+    box_key, box_key_bytes, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey, CurveCipher,
+    Secret, COOKIE_LEN, HELLO_PREFIX, INITIATE_PREFIX, READY_MIN_LEN, READY_PREFIX, VOUCH_PREFIX,
+    WELCOME_LEN, WELCOME_PREFIX,
 };
 use crate::proto::command::Command;
 use crate::proto::error::ConnectionError;
@@ -33,8 +35,10 @@ pub(crate) struct ExpectWelcome {
 
 /// INITIATE sent; READY completes.
 pub(crate) struct ExpectReady {
-    /// The session key: the server's transient key and ours.
+    /// The session key: the server's transient key and ours (as a box, and its octets for the
+    /// MESSAGE cipher).
     session: BoxKey,
+    session_key: Secret,
 }
 
 /// The CURVE client's states.
@@ -116,7 +120,8 @@ impl ExpectWelcome {
 
         // The vouch: Box[C' + S](C->S'), proving our long-term key belongs with this transient one
         // and that we meant this server.
-        let session = box_key(&server_transient, &self.transient_secret)?;
+        let session_key = box_key_bytes(&server_transient, &self.transient_secret)?;
+        let session = BoxKey::new(GenericArray::from_slice(&session_key[..]));
         let long_secret = Zeroizing::new(*self.long_term.secret.as_bytes());
         let vouch_key = box_key(&server_transient, &long_secret)?;
         let mut vouch_nonce = Zeroizing::new([0u8; 16]);
@@ -138,7 +143,7 @@ impl ExpectWelcome {
         body.put_u64(INITIATE_NONCE);
         body.put_slice(&boxed);
         let initiate = Command::Other { name: Bytes::from_static(b"INITIATE"), data: Bytes::from(body) };
-        Ok((ExpectReady { session }, initiate))
+        Ok((ExpectReady { session, session_key }, initiate))
     }
 }
 
@@ -151,6 +156,10 @@ impl ExpectReady {
         let n = short_nonce(data);
         let plain = open(&self.session, &nonce(READY_PREFIX, &data[..8]), &data[8..], "READY box")?;
         let metadata = Metadata::decode(&Bytes::copy_from_slice(&plain))?;
-        Ok(Completion { metadata, cipher: Some(CurveCipher::new(self.session, false, 3, n)), auth: None })
+        Ok(Completion {
+            metadata,
+            cipher: Some(CurveCipher::new(&self.session_key, false, 3, n)),
+            auth: None,
+        })
     }
 }

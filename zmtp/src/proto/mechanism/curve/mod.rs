@@ -114,6 +114,11 @@ pub(crate) fn open(
 /// of its bytes. An all-zero shared point (a small-order public key) is refused, as libsodium's
 /// `crypto_box_beforenm` does.
 pub(crate) fn box_key(public: &[u8; 32], secret: &Secret) -> Result<BoxKey, ConnectionError> {
+    box_key_bytes(public, secret).map(|key| XSalsa20Poly1305::new(GenericArray::from_slice(&key[..])))
+}
+
+/// The octets of [`box_key`]'s key (the session's MESSAGE cipher derives from them).
+pub(crate) fn box_key_bytes(public: &[u8; 32], secret: &Secret) -> Result<Secret, ConnectionError> {
     let shared = Zeroizing::new(MontgomeryPoint(*public).mul_clamped(**secret).to_bytes());
     if shared.iter().all(|&b| b == 0) {
         return Err(ConnectionError::Protocol(ProtocolError::WeakKey { what: "shared secret" }));
@@ -122,7 +127,9 @@ pub(crate) fn box_key(public: &[u8; 32], secret: &Secret) -> Result<BoxKey, Conn
         GenericArray::from_slice(&shared[..]),
         &GenericArray::default(),
     ));
-    Ok(XSalsa20Poly1305::new(&key))
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&key);
+    Ok(out)
 }
 
 /// A new transient (short-term) key pair: the secret, and its public key.

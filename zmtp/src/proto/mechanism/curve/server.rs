@@ -3,13 +3,14 @@
 //! metadata; READY completes, after the authenticator allows the client's key.
 
 use bytes::{BufMut, Bytes};
+use crypto_secretbox::aead::generic_array::GenericArray;
 use crypto_secretbox::{KeyInit, XSalsa20Poly1305};
 use zeroize::Zeroizing;
 
 use super::{
-    box_key, ct_eq, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey, CurveCipher, Nonce,
-    Secret, COOKIE_LEN, COOKIE_PREFIX, HELLO_LEN, HELLO_PREFIX, INITIATE_MIN_LEN, INITIATE_PREFIX,
-    READY_PREFIX, TAG_LEN, VOUCH_LEN, VOUCH_PREFIX, WELCOME_PREFIX,
+    box_key, box_key_bytes, ct_eq, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey,
+    CurveCipher, Nonce, Secret, COOKIE_LEN, COOKIE_PREFIX, HELLO_LEN, HELLO_PREFIX, INITIATE_MIN_LEN,
+    INITIATE_PREFIX, READY_PREFIX, TAG_LEN, VOUCH_LEN, VOUCH_PREFIX, WELCOME_PREFIX,
 };
 use crate::proto::command::Command;
 use crate::proto::connection::check_peer_metadata;
@@ -43,6 +44,7 @@ pub(crate) struct ExpectInitiate {
 /// INITIATE checked; the authenticator decides on the client's key.
 pub(crate) struct Authenticating {
     session: BoxKey,
+    session_key: Secret,
     metadata: Metadata,
     initiate_nonce: u64,
 }
@@ -199,7 +201,8 @@ impl ExpectInitiate {
                 last: self.hello_nonce,
             }));
         }
-        let session = box_key(&self.client_transient, &self.transient_secret)?;
+        let session_key = box_key_bytes(&self.client_transient, &self.transient_secret)?;
+        let session = BoxKey::new(GenericArray::from_slice(&session_key[..]));
         let plain = open(&session, &nonce(INITIATE_PREFIX, &rest[..8]), &rest[8..], "INITIATE box")?;
         let client_long = peer_key(&plain[..32], "client long-term key")?;
         let vouch = &plain[32..32 + VOUCH_LEN];
@@ -217,7 +220,10 @@ impl ExpectInitiate {
         // Before the authenticator and READY: a peer we may not talk to never sees the handshake
         // complete (libzmq checks the metadata here too). Its ERROR goes in clear, as the handshake's.
         check_peer_metadata(self.socket_type, &metadata)?;
-        Ok((Authenticating { session, metadata, initiate_nonce }, CurvePublicKey::from_bytes(client_long)))
+        Ok((
+            Authenticating { session, session_key, metadata, initiate_nonce },
+            CurvePublicKey::from_bytes(client_long),
+        ))
     }
 }
 
@@ -235,7 +241,7 @@ impl Authenticating {
         body.put_u64(READY_NONCE);
         body.put_slice(&boxed);
         out.push(Command::Other { name: Bytes::from_static(b"READY"), data: Bytes::from(body) });
-        let cipher = CurveCipher::new(self.session, true, READY_NONCE + 1, self.initiate_nonce);
+        let cipher = CurveCipher::new(&self.session_key, true, READY_NONCE + 1, self.initiate_nonce);
         Ok(Completion { metadata: self.metadata, cipher: Some(cipher), auth })
     }
 }

@@ -600,17 +600,60 @@ fn an_incompatible_socket_type_is_refused_before_ready() {
     let now = Instant::now();
     let secret = server_secret();
     let mut s = Connection::new(
-        ConnectionConfig::new(SocketType::Pub).security(Security::CurveServer { public: secret.public_key(), secret }),
+        ConnectionConfig::new(SocketType::Pub)
+            .security(Security::CurveServer { public: secret.public_key(), secret }),
         now,
     );
     let (_hello, initiate) = client_handshake(now, &mut s);
     s.handle_input(now, &initiate);
     let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
     assert!(
-        matches!(closed(&events), Some(ConnectionError::Protocol(ProtocolError::IncompatibleSocketType { .. }))),
+        matches!(
+            closed(&events),
+            Some(ConnectionError::Protocol(ProtocolError::IncompatibleSocketType { .. }))
+        ),
         "{events:?}"
     );
     let out = s.take_transmit();
     assert!(!out.windows(6).any(|w| w == b"\x05READY"), "READY sent to a refused peer");
     assert!(out.windows(6).any(|w| w == b"\x05ERROR"), "no ERROR: {out:?}");
+}
+
+#[test]
+fn sealed_frames_match_crypto_secretbox() {
+    use crypto_secretbox::aead::AeadInPlace;
+    use crypto_secretbox::KeyInit;
+    // The session cipher (one HSalsa20 per direction) against RustCrypto's crypto_secretbox (one per
+    // frame), same key, nonces and bodies: identical ciphertext and tag; and it opens its own frames.
+    let key = zeroize::Zeroizing::new([0x42u8; 32]);
+    let reference = crypto_secretbox::XSalsa20Poly1305::new(
+        crypto_secretbox::aead::generic_array::GenericArray::from_slice(&key[..]),
+    );
+    let mut client = super::CurveCipher::new(&key, false, 3, 1);
+    let mut server = super::CurveCipher::new(&key, true, 2, 2);
+    for (i, len) in
+        [0usize, 1, 15, 16, 31, 32, 33, 63, 64, 65, 200, 1000, 4096, 70_000].into_iter().enumerate()
+    {
+        let body: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8).collect();
+        let n = client.next_nonce().unwrap();
+        let mut frame = bytes::BytesMut::new();
+        client.seal(n, i % 2 == 0, i % 3 == 0, &[&body], &mut frame);
+        let header = frame.len() - (super::MESSAGE_OVERHEAD + len);
+        let outer = &frame[header..];
+        let mut expected = vec![u8::from(i % 2 == 0) | (u8::from(i % 3 == 0) << 1)];
+        expected.extend(&body);
+        let tag = reference
+            .encrypt_in_place_detached(
+                &super::nonce(super::MESSAGE_C_PREFIX, &n.to_be_bytes()),
+                b"",
+                &mut expected,
+            )
+            .unwrap();
+        assert_eq!(&outer[16..32], &tag[..], "tag, len {len}");
+        assert_eq!(&outer[32..], &expected[..], "ciphertext, len {len}");
+        let mut received = outer.to_vec();
+        let (more, command) = server.open(&mut received).unwrap();
+        assert_eq!((more, command), (i % 2 == 0, i % 3 == 0));
+        assert_eq!(&received[super::MESSAGE_OVERHEAD..], &body[..]);
+    }
 }
