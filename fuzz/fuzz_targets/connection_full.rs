@@ -18,8 +18,6 @@
 //!   4 x (input length) + 256 KiB above the baseline taken just before the connection is created.
 #![no_main]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -31,57 +29,8 @@ use zmtp::proto::{
 use zmtp::Msg;
 use zmtp_fuzz::{check_transmit, Outbound, Rng};
 
-/// The system allocator, counting live heap bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(n: usize) {
-    let live = LIVE.fetch_add(n, Relaxed) + n;
-    PEAK.fetch_max(live, Relaxed);
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; only counters are updated around it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // Counted as if the old and the new block were both live for a moment (a moving realloc).
-        PEAK.fetch_max(LIVE.load(Relaxed) + new_size, Relaxed);
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Relaxed);
-            }
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: zmtp_fuzz::alloc::Counting = zmtp_fuzz::alloc::Counting;
 
 /// Heap allowed per input byte, and on top of that.
 const BYTES_PER_INPUT_BYTE: usize = 4;
@@ -255,8 +204,7 @@ fuzz_target!(|data: &[u8]| {
     let cfg = config(data[0], &mut rng);
     let start = epoch();
 
-    let baseline = LIVE.load(Relaxed);
-    PEAK.store(baseline, Relaxed);
+    let baseline = zmtp_fuzz::alloc::start();
     let conn = Connection::new(cfg, start);
     let mut h = Harness {
         conn,
@@ -302,7 +250,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(matches!(h.conn.send_message(Msg::from("x")), Err(SendError::Closed(_))));
     h.drain_transmit();
 
-    let peak = PEAK.load(Relaxed).saturating_sub(baseline);
+    let peak = zmtp_fuzz::alloc::peak_since(baseline);
     let bound = BYTES_PER_INPUT_BYTE * data.len() + SLACK;
     assert!(
         peak <= bound,
