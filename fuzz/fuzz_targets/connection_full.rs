@@ -112,32 +112,7 @@ impl Harness {
 
     /// Advances the fake clock (sometimes exactly to the next deadline) and fires the timers.
     fn tick(&mut self) {
-        let deadline = self.conn.poll_timeout();
-        let step = match self.rng.below(8) {
-            0 => Duration::ZERO,
-            1..=3 => Duration::from_millis(self.rng.below(200)),
-            4 | 5 => Duration::from_millis(self.rng.below(5_000)),
-            6 => Duration::from_secs(self.rng.below(120)),
-            _ => match deadline {
-                Some(d) => d.saturating_duration_since(self.now()),
-                None => Duration::from_millis(self.rng.below(1_000)),
-            },
-        };
-        self.elapsed += step;
-        let now = self.now();
-        let queued = self.conn.transmit().len();
-        self.conn.handle_timeout(now);
-        match deadline {
-            Some(d) if d <= now => {
-                if let Some(next) = self.conn.poll_timeout() {
-                    assert!(next > now, "deadline {d:?} fired at {now:?} but the next one is {next:?}");
-                }
-            }
-            _ => {
-                assert_eq!(self.conn.transmit().len(), queued, "a timer fired before its deadline");
-                assert_eq!(self.conn.poll_event(), None, "a timer fired before its deadline");
-            }
-        }
+        zmtp_fuzz::tick(&mut self.conn, &mut self.rng, epoch(), &mut self.elapsed);
         self.drain();
     }
 

@@ -6,8 +6,10 @@
 pub mod alloc;
 pub mod secure;
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
-use zmtp::proto::{Command, FrameHeader, Greeting, MechanismName};
+use zmtp::proto::{Command, Connection, FrameHeader, Greeting, MechanismName};
 
 /// xorshift64*: deterministic, allocation-free, good enough to derive split points from a seed.
 pub struct Rng(u64);
@@ -97,4 +99,36 @@ pub fn check_transmit(mut out: &[u8], with_greeting: bool, allowed: Outbound) ->
         out = &out[n + len..];
     }
     errors
+}
+
+/// Advances a harness's fake clock (`base + elapsed`) by a random step, sometimes exactly to the
+/// connection's next deadline, and fires its timers, checking that none fires early and that a due
+/// deadline moves on. The caller drains the connection afterwards.
+pub fn tick(conn: &mut Connection, rng: &mut Rng, base: Instant, elapsed: &mut Duration) {
+    let deadline = conn.poll_timeout();
+    let step = match rng.below(8) {
+        0 => Duration::ZERO,
+        1..=3 => Duration::from_millis(rng.below(200)),
+        4 | 5 => Duration::from_millis(rng.below(5_000)),
+        6 => Duration::from_secs(rng.below(120)),
+        _ => match deadline {
+            Some(d) => d.saturating_duration_since(base + *elapsed),
+            None => Duration::from_millis(rng.below(1_000)),
+        },
+    };
+    *elapsed += step;
+    let now = base + *elapsed;
+    let queued = conn.transmit().len();
+    conn.handle_timeout(now);
+    match deadline {
+        Some(d) if d <= now => {
+            if let Some(next) = conn.poll_timeout() {
+                assert!(next > now, "deadline {d:?} fired at {now:?} but the next one is {next:?}");
+            }
+        }
+        _ => {
+            assert_eq!(conn.transmit().len(), queued, "a timer fired before its deadline");
+            assert_eq!(conn.poll_event(), None, "a timer fired before its deadline");
+        }
+    }
 }

@@ -177,11 +177,17 @@ impl fmt::Debug for CurveSecretKey {
 impl PartialEq for CurveSecretKey {
     fn eq(&self, other: &Self) -> bool {
         // Constant time: secrets are compared only in tests and configuration checks, but cheaply so.
-        self.0.iter().zip(other.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        ct_eq(&self.0, &other.0)
     }
 }
 
 impl Eq for CurveSecretKey {}
+
+/// Compares secrets (keys, passwords, authenticators) in time that does not depend on where they
+/// differ.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// A CURVE key pair.
 #[derive(Clone, PartialEq, Eq)]

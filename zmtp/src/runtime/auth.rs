@@ -298,7 +298,9 @@ impl AuthPolicy {
         match &request.credentials {
             Credentials::Null => AuthReply::allow(Bytes::new()),
             Credentials::Plain { username, password } => match self.passwords.get(username) {
-                Some(p) if ct_eq(p.expose(), password.expose()) => AuthReply::allow(username.clone()),
+                Some(p) if crate::proto::keys::ct_eq(p.expose(), password.expose()) => {
+                    AuthReply::allow(username.clone())
+                }
                 _ => AuthReply::deny(400, "Invalid username or password"),
             },
             Credentials::Curve { public_key } => {
@@ -324,11 +326,6 @@ impl Authenticator for AuthPolicy {
         let reply = self.decide(&request);
         Box::pin(async move { reply })
     }
-}
-
-/// Constant-time comparison (passwords).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -351,12 +351,7 @@ impl Handshake {
             Handshake::Null(m) => m.handle_auth_reply(reply),
             Handshake::PlainServer(m) => m.handle_auth_reply(reply, out),
             Handshake::CurveServer(m) => m.handle_auth_reply(reply, local, out),
-            Handshake::PlainClient(_) | Handshake::CurveClient(_) => {
-                Err(ConnectionError::Protocol(ProtocolError::UnexpectedCommand {
-                    name: Bytes::from_static(b"ZAP"),
-                    state: "on a client",
-                }))
-            }
+            Handshake::PlainClient(_) | Handshake::CurveClient(_) => Err(unasked()),
         }
     }
 }
@@ -364,6 +359,12 @@ impl Handshake {
 /// `UnexpectedCommand` for `command` during `state`.
 pub(crate) fn unexpected(command: &Command, state: &'static str) -> ConnectionError {
     ProtocolError::UnexpectedCommand { name: command.name_bytes(), state }.into()
+}
+
+/// An authenticator's reply that no handshake state asked for (a caller's mistake, or a mechanism
+/// whose role never asks): it ends the handshake rather than being taken as a decision.
+pub(crate) fn unasked() -> ConnectionError {
+    ProtocolError::UnexpectedCommand { name: Bytes::from_static(b"ZAP"), state: "unasked" }.into()
 }
 
 /// `MalformedCommand` for `command`.

@@ -2,7 +2,7 @@
 //! metadata and waits for the other's READY. With an authenticator (a ZAP domain is set), the
 //! peer's READY is held until the authenticator allows it, as libzmq does.
 
-use super::{unexpected, AuthReply, Completion, Credentials, HandshakeStatus};
+use super::{unasked, unexpected, AuthReply, Completion, Credentials, HandshakeStatus};
 use crate::proto::command::Command;
 use crate::proto::error::ConnectionError;
 use crate::proto::metadata::Metadata;
@@ -58,7 +58,7 @@ impl Null {
                 cipher: None,
                 auth: Some(reply),
             }))),
-            _ => Err(unexpected(&Command::Other { name: "ZAP".into(), data: Default::default() }, "unasked")),
+            _ => Err(unasked()),
         }
     }
 }

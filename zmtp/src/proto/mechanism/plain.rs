@@ -9,7 +9,7 @@
 
 use bytes::{BufMut, Bytes};
 
-use super::{malformed, unexpected, AuthReply, Completion, Credentials, HandshakeStatus, Password};
+use super::{malformed, unasked, unexpected, AuthReply, Completion, Credentials, HandshakeStatus, Password};
 use crate::proto::command::Command;
 use crate::proto::connection::check_peer_metadata;
 use crate::proto::error::ConnectionError;
@@ -144,7 +144,7 @@ impl Server {
                 *self = Server::ExpectInitiate { auth: Some(reply), socket_type };
                 Ok(HandshakeStatus::InProgress)
             }
-            _ => Err(unexpected(&Command::Other { name: "ZAP".into(), data: Bytes::new() }, "unasked")),
+            _ => Err(unasked()),
         }
     }
 }

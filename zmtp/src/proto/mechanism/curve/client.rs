@@ -2,14 +2,12 @@
 //! the key we were given, then READY completes.
 
 use bytes::{BufMut, Bytes};
-use crypto_secretbox::aead::generic_array::GenericArray;
-use crypto_secretbox::KeyInit;
 use zeroize::Zeroizing;
 
 use super::{
-    box_key, box_key_bytes, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey, CurveCipher,
-    Secret, COOKIE_LEN, HELLO_PREFIX, INITIATE_PREFIX, READY_MIN_LEN, READY_PREFIX, VOUCH_PREFIX,
-    WELCOME_LEN, WELCOME_PREFIX,
+    as_box, box_key, box_key_bytes, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey,
+    CurveCipher, Secret, COOKIE_LEN, HELLO_PREFIX, INITIATE_PREFIX, READY_MIN_LEN, READY_PREFIX,
+    VOUCH_PREFIX, WELCOME_LEN, WELCOME_PREFIX,
 };
 use crate::proto::command::Command;
 use crate::proto::error::ConnectionError;
@@ -35,9 +33,7 @@ pub(crate) struct ExpectWelcome {
 
 /// INITIATE sent; READY completes.
 pub(crate) struct ExpectReady {
-    /// The session key: the server's transient key and ours (as a box, and its octets for the
-    /// MESSAGE cipher).
-    session: BoxKey,
+    /// The session key: the server's transient key and ours (READY's box and the MESSAGE cipher).
     session_key: Secret,
 }
 
@@ -121,7 +117,7 @@ impl ExpectWelcome {
         // The vouch: Box[C' + S](C->S'), proving our long-term key belongs with this transient one
         // and that we meant this server.
         let session_key = box_key_bytes(&server_transient, &self.transient_secret)?;
-        let session = BoxKey::new(GenericArray::from_slice(&session_key[..]));
+        let session = as_box(&session_key);
         let long_secret = Zeroizing::new(*self.long_term.secret.as_bytes());
         let vouch_key = box_key(&server_transient, &long_secret)?;
         let mut vouch_nonce = Zeroizing::new([0u8; 16]);
@@ -143,7 +139,7 @@ impl ExpectWelcome {
         body.put_u64(INITIATE_NONCE);
         body.put_slice(&boxed);
         let initiate = Command::Other { name: Bytes::from_static(b"INITIATE"), data: Bytes::from(body) };
-        Ok((ExpectReady { session, session_key }, initiate))
+        Ok((ExpectReady { session_key }, initiate))
     }
 }
 
@@ -154,7 +150,8 @@ impl ExpectReady {
             return Err(malformed("READY", "shorter than 30 octets"));
         }
         let n = short_nonce(data);
-        let plain = open(&self.session, &nonce(READY_PREFIX, &data[..8]), &data[8..], "READY box")?;
+        let plain =
+            open(&as_box(&self.session_key), &nonce(READY_PREFIX, &data[..8]), &data[8..], "READY box")?;
         let metadata = Metadata::decode(&Bytes::copy_from_slice(&plain))?;
         Ok(Completion {
             metadata,

@@ -114,7 +114,12 @@ pub(crate) fn open(
 /// of its bytes. An all-zero shared point (a small-order public key) is refused, as libsodium's
 /// `crypto_box_beforenm` does.
 pub(crate) fn box_key(public: &[u8; 32], secret: &Secret) -> Result<BoxKey, ConnectionError> {
-    box_key_bytes(public, secret).map(|key| XSalsa20Poly1305::new(GenericArray::from_slice(&key[..])))
+    box_key_bytes(public, secret).map(|key| as_box(&key))
+}
+
+/// The box under key octets from [`box_key_bytes`].
+pub(crate) fn as_box(key: &Secret) -> BoxKey {
+    XSalsa20Poly1305::new(GenericArray::from_slice(&key[..]))
 }
 
 /// The octets of [`box_key`]'s key (the session's MESSAGE cipher derives from them).
@@ -150,10 +155,7 @@ pub(crate) fn peer_key(bytes: &[u8], what: &'static str) -> Result<[u8; 32], Con
     Ok(key)
 }
 
-/// Constant-time comparison of secrets and keys.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub(crate) use crate::proto::keys::ct_eq;
 
 /// The 8-octet short nonce at the front of `bytes`.
 pub(crate) fn short_nonce(bytes: &[u8]) -> u64 {

@@ -3,12 +3,11 @@
 //! metadata; READY completes, after the authenticator allows the client's key.
 
 use bytes::{BufMut, Bytes};
-use crypto_secretbox::aead::generic_array::GenericArray;
 use crypto_secretbox::{KeyInit, XSalsa20Poly1305};
 use zeroize::Zeroizing;
 
 use super::{
-    box_key, box_key_bytes, ct_eq, nonce, open, peer_key, seal, short_nonce, transient_keypair, BoxKey,
+    as_box, box_key, box_key_bytes, ct_eq, nonce, open, peer_key, seal, short_nonce, transient_keypair,
     CurveCipher, Nonce, Secret, COOKIE_LEN, COOKIE_PREFIX, HELLO_LEN, HELLO_PREFIX, INITIATE_MIN_LEN,
     INITIATE_PREFIX, READY_PREFIX, TAG_LEN, VOUCH_LEN, VOUCH_PREFIX, WELCOME_PREFIX,
 };
@@ -17,7 +16,7 @@ use crate::proto::connection::check_peer_metadata;
 use crate::proto::error::{ConnectionError, ProtocolError};
 use crate::proto::keys::{CurvePublicKey, CurveSecretKey};
 use crate::proto::mechanism::{
-    malformed, random, unexpected, AuthReply, Completion, Credentials, HandshakeStatus,
+    malformed, random, unasked, unexpected, AuthReply, Completion, Credentials, HandshakeStatus,
 };
 use crate::proto::metadata::Metadata;
 use crate::proto::socket_type::SocketType;
@@ -43,7 +42,7 @@ pub(crate) struct ExpectInitiate {
 
 /// INITIATE checked; the authenticator decides on the client's key.
 pub(crate) struct Authenticating {
-    session: BoxKey,
+    /// The session key (READY's box and the MESSAGE cipher).
     session_key: Secret,
     metadata: Metadata,
     initiate_nonce: u64,
@@ -107,7 +106,7 @@ impl Server {
             Server::Authenticating(state) => {
                 state.ready(local, out, Some(reply)).map(|c| HandshakeStatus::Complete(Box::new(c)))
             }
-            _ => Err(unexpected(&Command::Other { name: "ZAP".into(), data: Bytes::new() }, "unasked")),
+            _ => Err(unasked()),
         }
     }
 }
@@ -202,7 +201,7 @@ impl ExpectInitiate {
             }));
         }
         let session_key = box_key_bytes(&self.client_transient, &self.transient_secret)?;
-        let session = BoxKey::new(GenericArray::from_slice(&session_key[..]));
+        let session = as_box(&session_key);
         let plain = open(&session, &nonce(INITIATE_PREFIX, &rest[..8]), &rest[8..], "INITIATE box")?;
         let client_long = peer_key(&plain[..32], "client long-term key")?;
         let vouch = &plain[32..32 + VOUCH_LEN];
@@ -221,7 +220,7 @@ impl ExpectInitiate {
         // complete (libzmq checks the metadata here too). Its ERROR goes in clear, as the handshake's.
         check_peer_metadata(self.socket_type, &metadata)?;
         Ok((
-            Authenticating { session, session_key, metadata, initiate_nonce },
+            Authenticating { session_key, metadata, initiate_nonce },
             CurvePublicKey::from_bytes(client_long),
         ))
     }
@@ -236,7 +235,7 @@ impl Authenticating {
     ) -> Result<Completion, ConnectionError> {
         let mut md = Vec::with_capacity(local.encoded_len());
         local.encode(&mut md);
-        let boxed = seal(&self.session, &nonce(READY_PREFIX, &READY_NONCE.to_be_bytes()), &md)?;
+        let boxed = seal(&as_box(&self.session_key), &nonce(READY_PREFIX, &READY_NONCE.to_be_bytes()), &md)?;
         let mut body = Vec::with_capacity(8 + boxed.len());
         body.put_u64(READY_NONCE);
         body.put_slice(&boxed);
