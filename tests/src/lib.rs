@@ -1412,3 +1412,18 @@ pub mod sockets {
         }
     }
 }
+
+/// `len` bytes of a pattern that is not periodic in any power of two, so a misplaced chunk changes the
+/// CRC; `seed` picks the pattern.
+pub fn pattern(len: usize, seed: u32) -> bytes::Bytes {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}

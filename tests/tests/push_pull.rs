@@ -7,21 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zmtp::proto::{ConnectionConfig, SocketType};
 use zmtp::Msg;
-use zmtp_interop::{msg_line, Driver, Kind, Peer, TempDir, STEP};
-
-/// `len` bytes of a pattern that is not periodic in any power of two, so a misplaced chunk changes the CRC.
-fn pattern(len: usize, seed: u32) -> Bytes {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
-}
+use zmtp_interop::{msg_line, pattern, Driver, Kind, Peer, TempDir, STEP};
 
 fn push_to_pull(kind: Kind) {
     let dir = TempDir::new("push");

@@ -414,18 +414,9 @@ fn send_in_background(socket: &Socket, msg: Msg) -> JoinHandle<()> {
 // Message traffic over CURVE and PLAIN
 // ---------------------------------------------------------------------------------------------------
 
-/// A deterministic, non-repeating-looking pattern (so a misplaced chunk changes the CRC).
+/// This file's message bodies (see `zmtp_interop::pattern`).
 fn pattern(len: usize) -> Bytes {
-    let mut x: u32 = 0x2545_f491;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
+    zmtp_interop::pattern(len, 2)
 }
 
 /// Message bodies: single and multipart, empty frames, and frames around the boundaries where the
