@@ -80,3 +80,25 @@ class StdinLines:
                 return "quit"
         self.partial.append(data)
         return None
+
+
+def apply_socket_options(s, args):
+    """The socket options the peers share, from their command-line arguments (an option a peer does
+    not define is skipped). Subscriptions are left to the caller: they come after every other option."""
+    opt = lambda name: getattr(args, name, None)  # noqa: E731
+    s.setsockopt(zmq.LINGER, args.linger)
+    if opt("routing_id") is not None:
+        s.setsockopt(zmq.ROUTING_ID, bytes.fromhex(args.routing_id))
+    if opt("connect_routing_id") is not None:
+        s.setsockopt(zmq.CONNECT_ROUTING_ID, bytes.fromhex(args.connect_routing_id))
+    if opt("router_mandatory"):
+        s.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    for name, option in (
+        ("heartbeat_ivl", zmq.HEARTBEAT_IVL),
+        ("heartbeat_ttl", zmq.HEARTBEAT_TTL),
+        ("heartbeat_timeout", zmq.HEARTBEAT_TIMEOUT),
+        ("reconnect_ivl", zmq.RECONNECT_IVL),
+        ("maxmsgsize", zmq.MAXMSGSIZE),
+    ):
+        if opt(name) is not None:
+            s.setsockopt(option, opt(name))

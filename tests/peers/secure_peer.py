@@ -47,7 +47,17 @@ import time
 
 import zmq
 
-from peerlib import EVENT_NAMES, SEND_ONLY, TYPES, StdinLines, frame_repr, install_backstop, out, parse_msg
+from peerlib import (
+    EVENT_NAMES,
+    SEND_ONLY,
+    TYPES,
+    StdinLines,
+    apply_socket_options,
+    frame_repr,
+    install_backstop,
+    out,
+    parse_msg,
+)
 
 ECHOERS = {"REP", "ROUTER", "DEALER", "PAIR"}
 
@@ -182,17 +192,7 @@ class SecurePeer:
         self.kind = args.type
         s = ctx.socket(getattr(zmq, self.kind))
         self.s = s
-        s.setsockopt(zmq.LINGER, args.linger)
-        if args.routing_id is not None:
-            s.setsockopt(zmq.ROUTING_ID, bytes.fromhex(args.routing_id))
-        if args.heartbeat_ivl is not None:
-            s.setsockopt(zmq.HEARTBEAT_IVL, args.heartbeat_ivl)
-        if args.heartbeat_ttl is not None:
-            s.setsockopt(zmq.HEARTBEAT_TTL, args.heartbeat_ttl)
-        if args.heartbeat_timeout is not None:
-            s.setsockopt(zmq.HEARTBEAT_TIMEOUT, args.heartbeat_timeout)
-        if args.reconnect_ivl is not None:
-            s.setsockopt(zmq.RECONNECT_IVL, args.reconnect_ivl)
+        apply_socket_options(s, args)
         configure_security(s, args)
         for topic in args.subscribe:
             s.setsockopt(zmq.SUBSCRIBE, bytes.fromhex(topic))

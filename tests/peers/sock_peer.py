@@ -59,7 +59,17 @@ import time
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from peerlib import EVENT_NAMES, SEND_ONLY, TYPES, StdinLines, frame_repr, install_backstop, out, parse_msg
+from peerlib import (
+    EVENT_NAMES,
+    SEND_ONLY,
+    TYPES,
+    StdinLines,
+    apply_socket_options,
+    frame_repr,
+    install_backstop,
+    out,
+    parse_msg,
+)
 
 ECHOERS = {"REP", "ROUTER", "DEALER", "PAIR"}
 
@@ -97,23 +107,7 @@ def main():
     kind = args.type
     ctx = zmq.Context()
     s = ctx.socket(getattr(zmq, kind))
-    s.setsockopt(zmq.LINGER, args.linger)
-    if args.routing_id is not None:
-        s.setsockopt(zmq.ROUTING_ID, bytes.fromhex(args.routing_id))
-    if args.connect_routing_id is not None:
-        s.setsockopt(zmq.CONNECT_ROUTING_ID, bytes.fromhex(args.connect_routing_id))
-    if args.router_mandatory:
-        s.setsockopt(zmq.ROUTER_MANDATORY, 1)
-    if args.heartbeat_ivl is not None:
-        s.setsockopt(zmq.HEARTBEAT_IVL, args.heartbeat_ivl)
-    if args.heartbeat_ttl is not None:
-        s.setsockopt(zmq.HEARTBEAT_TTL, args.heartbeat_ttl)
-    if args.heartbeat_timeout is not None:
-        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, args.heartbeat_timeout)
-    if args.reconnect_ivl is not None:
-        s.setsockopt(zmq.RECONNECT_IVL, args.reconnect_ivl)
-    if args.maxmsgsize is not None:
-        s.setsockopt(zmq.MAXMSGSIZE, args.maxmsgsize)
+    apply_socket_options(s, args)
     for topic in args.subscribe:
         s.setsockopt(zmq.SUBSCRIBE, bytes.fromhex(topic))
     mon = None if args.no_monitor else s.get_monitor_socket()
