@@ -159,7 +159,7 @@ pub enum ProtocolError {
         last: u64,
     },
     /// A CURVE public key that would make the shared secret predictable (all zeros, small order,
-    /// not on the curve).
+    /// not on the curve), or one not canonically encoded (an alias of another key's octets).
     #[error("CURVE: weak {what}")]
     WeakKey {
         /// Which key.

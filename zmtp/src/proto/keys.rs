@@ -27,9 +27,9 @@ pub enum KeyError {
     /// The text is not valid Z85.
     #[error("invalid Z85: {0}")]
     Z85(#[from] Z85Error),
-    /// The public key is all zeros, of small order, or not on the curve: a Diffie-Hellman with it
-    /// would give a predictable shared secret.
-    #[error("weak CURVE public key (all zeros, small order, or not on the curve)")]
+    /// The public key is all zeros, of small order, not on the curve (a Diffie-Hellman with it
+    /// would give a predictable shared secret), or not canonically encoded (an alias of another key).
+    #[error("weak CURVE public key (all zeros, small order, not on the curve, or not canonical)")]
     WeakPublicKey,
     /// The operating system had no randomness to make a key with.
     #[error("no randomness from the operating system to make a key: {0}")]
@@ -80,12 +80,30 @@ impl CurvePublicKey {
     /// Whether a Diffie-Hellman with this key would be unsafe: the key is not a point of the curve
     /// (a twist point), or a point of small order (including all zeros), whose shared secret is
     /// predictable whatever our secret (libsodium refuses these too). Real keys never are.
+    ///
+    /// A non-canonical encoding (bit 255 set, or a coordinate of 2^255 - 19 or more) counts as weak
+    /// too: X25519 reads it as the same point as its canonical twin (RFC 7748 §5 masks bit 255 and
+    /// reduces mod p), so a peer holding one secret could present several different key octet
+    /// strings, and a ZAP deny list compares octets. No honest X25519 implementation emits one; the
+    /// fuzzer found the aliasing (a HELLO whose key differed in bit 255 still opened).
     pub fn is_weak(&self) -> bool {
+        if !is_canonical(&self.0) {
+            return true;
+        }
         match MontgomeryPoint(self.0).to_edwards(0) {
             Some(point) => point.is_small_order(),
             None => true,
         }
     }
+}
+
+/// Whether `u` is the canonical little-endian encoding of a field element: below 2^255 - 19.
+fn is_canonical(u: &[u8; KEY_LEN]) -> bool {
+    if u[31] & 0x80 != 0 {
+        return false;
+    }
+    // 2^255 - 19 .. 2^255 - 1 are 0x7f, then thirty 0xff, then 0xed..=0xff in octet 0.
+    !(u[31] == 0x7f && u[1..31].iter().all(|&b| b == 0xff) && u[0] >= 0xed)
 }
 
 impl fmt::Debug for CurvePublicKey {
@@ -244,5 +262,22 @@ mod tests {
         assert!(CurvePublicKey::from_bytes(one).is_weak());
         let good = CurveSecretKey::from_bytes([9; 32]).public_key();
         assert!(!good.is_weak());
+    }
+
+    #[test]
+    fn non_canonical_public_keys_are_weak() {
+        let good = CurveSecretKey::from_bytes([9; 32]).public_key();
+        let mut alias = *good.as_bytes();
+        alias[31] |= 0x80;
+        assert!(CurvePublicKey::from_bytes(alias).is_weak(), "bit 255 set");
+        // p + 9 aliases the base point 9; p itself aliases 0.
+        let mut p_plus_9 = [0xff; 32];
+        p_plus_9[31] = 0x7f;
+        p_plus_9[0] = 0xed + 9;
+        assert!(CurvePublicKey::from_bytes(p_plus_9).is_weak());
+        let mut p_minus_1 = [0xff; 32];
+        p_minus_1[31] = 0x7f;
+        p_minus_1[0] = 0xec;
+        assert!(is_canonical(&p_minus_1));
     }
 }
