@@ -1848,9 +1848,10 @@ fn encodes_our_ttl_in_deciseconds_rounded_down_and_clamped() {
     }
 }
 
-/// A-P7: 10^5 PINGs back to back from a peer that never reads: at most one PONG is pending. Chosen:
-/// further PINGs are counted in `pongs_skipped` (not queued) until the transmit queue has been advanced
-/// past the whole first PONG; then the next PING is answered again. Memory stays flat.
+/// A-P7: 10^5 PINGs back to back from a peer that never reads: at most one PONG is queued and one
+/// context waits. Chosen: while the first PONG is unsent, each further PING replaces the waiting
+/// context (counted in `pongs_skipped`); once the first PONG is written, the newest PING is answered
+/// (as libzmq answers the newest, replacing its pending context). Memory stays flat.
 #[test]
 fn keeps_at_most_one_pong_pending_under_a_ping_flood() {
     let t0 = Instant::now();
@@ -1859,16 +1860,40 @@ fn keeps_at_most_one_pong_pending_under_a_ping_flood() {
     assert_eq!(feed(&mut c, t0, &flood), vec![]);
     assert_eq!(c.transmit().len(), 7);
     assert_eq!(c.stats().pongs_sent, 1);
-    assert_eq!(c.stats().pongs_skipped, 99_999);
-    // Partly written: still pending.
+    assert_eq!(c.stats().pongs_skipped, 99_998, "one context waits");
+    // Partly written: still pending; the newest PING replaces the waiting context.
     c.transmit_mut().advance(6);
-    assert_eq!(feed(&mut c, t0, &ping(0, b"")), vec![]);
-    assert_eq!(c.stats().pongs_skipped, 100_000);
+    assert_eq!(feed(&mut c, t0, &ping(0, b"n")), vec![]);
+    assert_eq!(c.stats().pongs_skipped, 99_999);
     assert_bytes(&c.take_transmit(), &h(r#""G""#));
-    // Written: the next PING is answered.
+    // Written: the waiting PONG (the newest PING's) is due at once.
+    assert!(c.poll_timeout().is_some_and(|d| d <= t0), "{:?}", c.poll_timeout());
+    c.handle_timeout(t0);
+    assert_bytes(&c.take_transmit(), &pong(b"n"));
+    assert_eq!(c.stats().pongs_sent, 2);
+    // Nothing pending: the next PING is answered at once.
     assert_eq!(feed(&mut c, t0, &ping(0, b"x")), vec![]);
     assert_bytes(&c.take_transmit(), &pong(b"x"));
-    assert_eq!(c.stats().pongs_sent, 2);
+    assert_eq!(c.stats().pongs_sent, 3);
+}
+
+/// Issue 15 defect 2: PING, a message, PING arriving together: each is answered, the second once
+/// the first PONG is written (libzmq answers each; a peer that waits for its latest PING's PONG
+/// must get it). This failed before: the second PING was dropped while the first PONG was unsent.
+#[test]
+fn pings_arriving_together_get_the_newest_answered() {
+    let t0 = Instant::now();
+    let mut c = ready_conn(SocketType::Dealer, "ROUTER", t0);
+    let mut input = ping(0, b"first");
+    input.extend_from_slice(&h(r#"00 03 "abc""#));
+    input.extend_from_slice(&ping(0, b"second"));
+    let events = feed(&mut c, t0, &input);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_bytes(&c.take_transmit(), &pong(b"first"));
+    assert!(c.poll_timeout().is_some_and(|d| d <= t0), "the second PONG is due at once");
+    c.handle_timeout(t0);
+    assert_bytes(&c.take_transmit(), &pong(b"second"));
+    assert_eq!((c.stats().pongs_sent, c.stats().pongs_skipped), (2, 0));
 }
 
 /// A-P8: an unsolicited PONG is ignored (no event, not counted as an unknown command) but counts as

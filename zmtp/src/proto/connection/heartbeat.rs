@@ -19,6 +19,11 @@ impl Connection {
         if let Some(ttl) = self.ttl_to_arm.take() {
             self.ttl_deadline = deadline(now, Some(ttl)).map(|d| (d, ttl));
         }
+        if self.pong_waiting.is_some() && self.transmit.sent_offset() >= self.pong_end {
+            if let Some(context) = self.pong_waiting.take() {
+                self.queue_pong(context);
+            }
+        }
         if self.ping_unsent && self.transmit.sent_offset() >= self.ping_end {
             self.ping_unsent = false;
             self.pong_deadline = deadline(now, self.config.heartbeat.effective_timeout());
@@ -42,6 +47,13 @@ impl Connection {
                 self.next_ping = deadline(now, Some(interval));
             }
         }
+    }
+
+    /// Queues a PONG (at a message boundary: whole messages are queued) and notes where it ends.
+    pub(super) fn queue_pong(&mut self, context: Bytes) {
+        self.queue_command(&Command::Pong { context });
+        self.pong_end = self.transmit.end_offset();
+        self.stats.pongs_sent += 1;
     }
 
     pub(super) fn send_ping(&mut self, now: Instant) {

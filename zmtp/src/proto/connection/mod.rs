@@ -105,7 +105,8 @@ pub struct Stats {
     pub subscriptions_dropped: u64,
     /// PINGs answered.
     pub pongs_sent: u64,
-    /// PINGs not answered because our previous PONG was still unsent (at most one PONG is pending).
+    /// PINGs not answered because a newer PING arrived while our previous PONG was still unsent: the
+    /// newest PING's PONG replaces theirs (at most one PONG queued and one context waiting).
     pub pongs_skipped: u64,
     /// PINGs we sent.
     pub pings_sent: u64,
@@ -223,6 +224,11 @@ pub struct Connection {
     ping_unsent: bool,
     /// Stream offset just past our last queued PONG / PING: another is queued only once it is sent.
     pong_end: u64,
+    /// The context of the newest PING that arrived while our previous PONG was unsent: its PONG is
+    /// queued once that one is written (`poll_timeout` asks for the call). A newer PING replaces it,
+    /// as libzmq replaces its pending PONG context, so a peer that sends PING, data, PING gets the
+    /// PONG of its latest PING and memory stays at one PONG queued plus one context waiting.
+    pong_waiting: Option<Bytes>,
     ping_end: u64,
     stats: Stats,
 }
@@ -273,6 +279,7 @@ impl Connection {
             ttl_to_arm: None,
             ping_unsent: false,
             pong_end: 0,
+            pong_waiting: None,
             ping_end: 0,
             stats: Stats::default(),
         }
@@ -344,8 +351,10 @@ impl Connection {
         if self.state == State::Closed {
             return None;
         }
-        let arm_now =
-            self.ttl_to_arm.is_some() || (self.ping_unsent && self.transmit.sent_offset() >= self.ping_end);
+        let sent = self.transmit.sent_offset();
+        let arm_now = self.ttl_to_arm.is_some()
+            || (self.ping_unsent && sent >= self.ping_end)
+            || (self.pong_waiting.is_some() && sent >= self.pong_end);
         [
             arm_now.then_some(self.latest_now),
             self.handshake_deadline,
@@ -445,6 +454,7 @@ impl Connection {
         self.handshake_deadline = None;
         self.next_ping = None;
         self.pong_deadline = None;
+        self.pong_waiting = None;
         self.ping_unsent = false;
         self.ttl_deadline = None;
         self.ttl_to_arm = None;

@@ -312,14 +312,17 @@ impl Connection {
                     // bytes were read (decoding may lag behind reading under back-pressure).
                     self.ttl_to_arm = Some(Command::ttl(ttl_deciseconds));
                 }
-                // At most one PONG is pending: a peer that floods PINGs and never reads cannot grow our
-                // transmit queue (reliability.md A-P7).
+                // At most one PONG is queued: a peer that floods PINGs and never reads cannot grow our
+                // transmit queue (reliability.md A-P7). A PING that arrives while it is unsent waits
+                // (newest context only) and is answered once it is written.
+                let context = context.slice(..context.len().min(MAX_PING_CONTEXT));
                 if self.transmit.sent_offset() >= self.pong_end {
-                    let context = context.slice(..context.len().min(MAX_PING_CONTEXT));
-                    self.queue_command(&Command::Pong { context });
-                    self.pong_end = self.transmit.end_offset();
-                    self.stats.pongs_sent += 1;
-                } else {
+                    // An older PING still waiting is superseded by this one.
+                    if self.pong_waiting.take().is_some() {
+                        self.stats.pongs_skipped += 1;
+                    }
+                    self.queue_pong(context);
+                } else if self.pong_waiting.replace(context).is_some() {
                     self.stats.pongs_skipped += 1;
                 }
                 Ok(Step::Continue)
