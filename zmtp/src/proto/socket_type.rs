@@ -94,6 +94,13 @@ impl SocketType {
         matches!(self, SocketType::Req | SocketType::Dealer | SocketType::Router)
     }
 
+    /// Whether the application can receive messages on this type: not on PUB (RFC 29: it "SHALL
+    /// silently discard any messages received from subscribers") nor PUSH (RFC 30 gives it no
+    /// receive side). Data a peer sends to those is discarded on arrival.
+    pub fn receives_messages(self) -> bool {
+        !matches!(self, SocketType::Pub | SocketType::Push)
+    }
+
     /// Whether this socket receives subscriptions from its peers (PUB, XPUB).
     pub fn accepts_subscriptions(self) -> bool {
         matches!(self, SocketType::Pub | SocketType::XPub)

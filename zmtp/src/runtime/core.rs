@@ -12,6 +12,7 @@
 //! skip the peer, a full receive queue stops its driver reading from the network.
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
@@ -174,6 +175,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Every task the socket spawned.
     pub tasks: TaskTracker,
+    /// Messages received on a type without a receive side (PUB, PUSH) and discarded on arrival.
+    pub discarded: AtomicU64,
     core: Mutex<Core>,
 }
 
@@ -205,6 +208,7 @@ impl Shared {
             monitors: Monitors::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            discarded: AtomicU64::new(0),
             core: Mutex::new(core),
         })
     }

@@ -157,6 +157,12 @@ struct Driver<'a> {
     /// The attached peer (set at once for sessions, at the handshake otherwise).
     peer: Option<PeerId>,
     incoming: VecDeque<Msg>,
+    /// The socket type has no receive side (PUB, PUSH): messages are discarded as they are decoded,
+    /// never queued, so a peer that sends data cannot grow our memory or stop us reading its later
+    /// subscriptions and PINGs (issue 15: a PUB queued them, 3 → 133 MiB, and stopped reading).
+    discard_messages: bool,
+    /// Messages discarded on this connection (logged once, at the first).
+    discarded: u64,
     outgoing: VecDeque<Msg>,
     /// Subscriptions to send, taken from the socket.
     commands: Vec<(bool, Bytes)>,
@@ -212,6 +218,8 @@ pub(crate) fn drive<'a>(
         slot,
         peer,
         incoming: VecDeque::new(),
+        discard_messages: !shared.socket_type.receives_messages(),
+        discarded: 0,
         outgoing: VecDeque::new(),
         commands: Vec::new(),
         inbox_full: false,
@@ -283,6 +291,7 @@ impl Driver<'_> {
         // 1. Decode what has been read, up to a batch.
         if self.end.is_none() {
             self.decoded_all = false;
+            let discarded_before = self.discarded;
             while self.incoming.len() < DECODE_BATCH && !self.inbox_full {
                 let Some(event) = self.conn.poll_event() else {
                     self.decoded_all = true;
@@ -290,6 +299,10 @@ impl Driver<'_> {
                 };
                 progress = true;
                 match event {
+                    Event::Message(msg) if self.discard_messages => {
+                        drop(msg);
+                        self.discarded += 1;
+                    }
                     Event::Message(mut msg) => {
                         if let Some(properties) = &self.properties {
                             msg.set_properties(properties.clone());
@@ -309,6 +322,18 @@ impl Driver<'_> {
                 if self.end.is_some() {
                     break;
                 }
+            }
+            if self.discarded != discarded_before {
+                if discarded_before == 0 {
+                    tracing::debug!(
+                        endpoint = self.endpoint,
+                        peer = self.address,
+                        "discarding messages from a peer: a {} socket receives none (RFC 29/30)",
+                        self.shared.socket_type
+                    );
+                }
+                let n = self.discarded - discarded_before;
+                self.shared.discarded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             }
         }
 

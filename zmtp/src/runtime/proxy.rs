@@ -29,7 +29,7 @@ use crate::message::Msg;
 use crate::proto::SocketType;
 
 fn can_receive(t: SocketType) -> bool {
-    !matches!(t, SocketType::Push | SocketType::Pub)
+    t.receives_messages()
 }
 
 fn can_send(t: SocketType) -> bool {

@@ -247,6 +247,14 @@ impl Socket {
         self.shared().dropped()
     }
 
+    /// How many messages peers sent to a socket type that has no receive side (PUB, PUSH): each is
+    /// discarded as it arrives (RFC 29: a PUB "SHALL silently discard any messages received from
+    /// subscribers"), and the connection keeps being read, so its later subscriptions and PINGs are
+    /// still seen and memory stays flat. Always 0 for other types.
+    pub fn discarded_messages(&self) -> u64 {
+        self.shared().discarded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Sends a message, waiting for room as the socket type prescribes (up to `send_timeout`). If
     /// the future is dropped before it completes, the message is dropped (it was not sent).
     pub async fn send(&self, msg: impl Into<Msg>) -> Result<(), SendError> {
