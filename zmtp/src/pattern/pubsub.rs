@@ -48,18 +48,31 @@ impl Publisher {
         }
     }
 
-    fn subscription(&mut self, peer: PeerId, topic: &Bytes, subscribe: bool) -> Option<Change> {
-        if subscribe {
-            match self.subscriptions.subscribe(peer, topic) {
-                Ok(change) => Some(change),
-                Err(e) => {
-                    // The subscriber keeps its other subscriptions; this one is not honoured.
-                    tracing::warn!(peer, "subscription refused: {e}");
-                    None
+    /// Applies a (un)subscription; returns what changed and the topic it changed (the empty topic
+    /// when the subscriber went over a cap and now gets every message).
+    fn subscription(&mut self, peer: PeerId, topic: &Bytes, subscribe: bool) -> Option<(Change, Bytes)> {
+        if !subscribe {
+            return self.subscriptions.cancel(peer, topic).map(|c| (c, topic.clone()));
+        }
+        match self.subscriptions.subscribe(peer, topic) {
+            Ok(change) => Some((change, topic.clone())),
+            Err(e) => {
+                if self.invert {
+                    // Inverted matching: a subscription excludes topics, so refusing one sends the
+                    // subscriber more, never less, and its SUB (inverted too) filters it.
+                    tracing::debug!(peer, "subscription over the cap refused: {e}");
+                    return None;
                 }
+                // Once per subscriber, not once per refused topic: a flood of 2 million
+                // subscriptions must not become 2 million log lines.
+                let change = self.subscriptions.overflow(peer)?;
+                tracing::warn!(
+                    peer,
+                    "subscriber over its subscription cap ({e}): it now gets every message \
+                     (publisher-side filtering is off for it)"
+                );
+                Some((change, Bytes::new()))
             }
-        } else {
-            self.subscriptions.cancel(peer, topic)
         }
     }
 }
@@ -288,7 +301,7 @@ impl Pattern for XPub {
             self.last_peer = Some(peer);
             return Some(subscription_msg(subscribe, &topic));
         }
-        let change = self.publisher.subscription(peer, &topic, subscribe)?;
+        let (change, topic) = self.publisher.subscription(peer, &topic, subscribe)?;
         let report =
             if subscribe { self.verbose || change.topic_edge } else { self.verboser || change.topic_edge };
         report.then(|| subscription_msg(subscribe, &topic))

@@ -92,6 +92,8 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 struct PeerTotals {
     topics: HashMap<Bytes, u32>,
     bytes: usize,
+    /// Went over a cap: holds the empty topic too (see [`Subscriptions::overflow`]).
+    overflowed: bool,
 }
 
 /// The subscription table of a PUB or XPUB socket.
@@ -131,6 +133,40 @@ impl Subscriptions {
         Ok(Change { topic_edge, peer_edge: held == 0 })
     }
 
+    /// Puts `peer`, whose subscription was refused by a cap, in overflow: it is subscribed to the
+    /// empty topic (exempt from the caps), so it gets every message from now on, until it cancels
+    /// that or disconnects. Returns the change the first time, `None` if it was in overflow already.
+    ///
+    /// Refusing the subscription instead would silently withhold data the subscriber asked for, and,
+    /// behind a proxy, let one hostile subscriber use up the cap the upstream publisher holds for
+    /// the proxy's XSUB, so that no later subscriber's topic is honoured there (issue 15: a fresh
+    /// subscriber got nothing after another sent 2 million subscriptions). Filtering at the
+    /// publisher only saves bandwidth: SUB filters again, and an XPUB behind an XSUB filters per
+    /// subscriber. A subscriber could have subscribed to everything itself, so this gives it nothing
+    /// it could not have, at a bounded memory cost (libzmq has no cap at all).
+    pub fn overflow(&mut self, peer: PeerId) -> Option<Change> {
+        let totals = self.peers.entry(peer).or_default();
+        if totals.overflowed {
+            return None;
+        }
+        totals.overflowed = true;
+        let held = totals.topics.get(&b""[..]).copied().unwrap_or(0);
+        totals.topics.insert(Bytes::new(), held.saturating_add(1));
+        // The empty topic ends at the root.
+        let node = &mut self.root;
+        let topic_edge = node.peers.is_empty();
+        match node.peers.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, count)) => *count = count.saturating_add(1),
+            None => node.peers.push((peer, 1)),
+        }
+        Some(Change { topic_edge, peer_edge: held == 0 })
+    }
+
+    /// Whether `peer` went over a cap and gets every message ([`Subscriptions::overflow`]).
+    pub fn is_overflowed(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|t| t.overflowed)
+    }
+
     /// Removes one subscription of `peer` to `topic`; `None` if it held none (ignored, as libzmq).
     pub fn cancel(&mut self, peer: PeerId, topic: &[u8]) -> Option<Change> {
         let totals = self.peers.get_mut(&peer)?;
@@ -140,6 +176,10 @@ impl Subscriptions {
         if peer_edge {
             totals.topics.remove(topic);
             totals.bytes -= topic.len();
+            if topic.is_empty() {
+                // No longer subscribed to everything: the caps apply again.
+                totals.overflowed = false;
+            }
             if totals.topics.is_empty() {
                 self.peers.remove(&peer);
             }
@@ -369,6 +409,29 @@ mod tests {
         assert_eq!(subs.subscribe(1, &b("efgh")), Err(SubscribeError::TooManyBytes { max: 5 }));
         assert_eq!(subs.topics_of(1), [(b("ab"), 2)]);
         subs.subscribe(2, &b("efgh")).unwrap();
+    }
+
+    #[test]
+    fn a_peer_over_its_cap_overflows_to_every_message() {
+        let mut s = Subscriptions::new(SubscriptionLimits { max_topics: 2, max_bytes: 1024 });
+        s.subscribe(1, &b("a")).unwrap();
+        s.subscribe(1, &b("b")).unwrap();
+        s.subscribe(2, &b("c")).unwrap();
+        assert!(s.subscribe(1, &b("d")).is_err());
+        assert!(!s.is_overflowed(1));
+        let change = s.overflow(1).unwrap();
+        assert!(change.topic_edge && change.peer_edge);
+        assert!(s.overflow(1).is_none(), "once");
+        assert!(s.is_overflowed(1));
+        assert_eq!(s.matching_peers(b"d"), [1]);
+        assert_eq!(s.matching_peers(b"c"), [1, 2]);
+        assert!(!s.is_overflowed(2));
+        // Cancelling the empty topic ends it; leaving frees everything.
+        s.cancel(1, b"");
+        assert_eq!(s.matching_peers(b"d"), Vec::<PeerId>::new());
+        s.overflow(1);
+        assert_eq!(s.remove_peer(1), [b(""), b("a"), b("b")]);
+        assert!(!s.is_overflowed(1));
     }
 
     #[test]

@@ -1,0 +1,271 @@
+//! Issue 15, defect 3: whatever one subscriber does to an XSUB↔XPUB proxy (the relay's market-data
+//! port is exactly this), a subscriber that arrives afterwards gets its first message within a
+//! second, the proxy's memory stays within its configured caps, and what was dropped is counted.
+//!
+//! Before the fix a fresh subscriber got nothing for more than 3 s after another had flooded small
+//! messages without reading, sent 32 MiB of data, churned SUBSCRIBE/CANCEL, sent 2 million unique
+//! subscriptions, or an endless multipart: one peer's data and subscriptions queued up ahead of
+//! everyone else's on the way upstream. (libzmq 4.3.4's `zmq_proxy` crashes on a single 1 MiB
+//! SUBSCRIBE.)
+//!
+//! Own test binary, current-thread runtimes: the counting allocator measures the heap of the test's
+//! thread, which runs the upstream PUB, the proxy and the fresh subscriber; the hostile subscriber
+//! writes from its own thread.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+#[path = "support/counting_alloc.rs"]
+#[allow(dead_code)]
+mod counting_alloc;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zmtp::proto::loopback::null_peer_opening;
+use zmtp::proto::{SocketType as WireType, Version};
+use zmtp::{Socket, SocketType};
+
+/// What the hostile subscriber does, over and over until told to stop.
+#[derive(Clone, Copy, Debug)]
+enum Attack {
+    /// Subscribes to everything, never reads, and floods 16-octet messages.
+    FloodWithoutReading,
+    /// Sends 32 × 1 MiB of data, then keeps sending 1 MiB messages.
+    BigData,
+    /// SUBSCRIBE and CANCEL of the same topics, without end.
+    Churn,
+    /// 2 million distinct subscriptions.
+    UniqueSubscriptions,
+    /// One message whose frames all have MORE set, without end.
+    EndlessMultipart,
+}
+
+fn frame(body: &[u8], more: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 9);
+    let more = u8::from(more);
+    if body.len() <= 255 {
+        out.extend_from_slice(&[more, body.len() as u8]);
+    } else {
+        out.push(0x02 | more);
+        out.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+fn command(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(data);
+    let mut out = vec![0x04, body.len() as u8];
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The hostile subscriber: connects to `endpoint` as a SUB and runs `attack` until `stop`; counts the
+/// octets it wrote in `written`.
+fn hostile(endpoint: String, attack: Attack, stop: Arc<AtomicBool>, written: Arc<AtomicU64>) {
+    let mut s = TcpStream::connect(endpoint.trim_start_matches("tcp://")).unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.write_all(&null_peer_opening(WireType::Sub, Version::V3_1)).unwrap();
+    let mut send = |bytes: &[u8]| -> bool {
+        // A full socket buffer (the proxy stopped reading us) is fine: try again until stopped.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            match s.write(rest) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    written.fetch_add(n as u64, Ordering::Relaxed);
+                    rest = &rest[n..];
+                }
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    match attack {
+        Attack::FloodWithoutReading => {
+            send(&command("SUBSCRIBE", b""));
+            let batch = frame(b"0123456789abcdef", false).repeat(4096);
+            while send(&batch) {}
+        }
+        Attack::BigData => {
+            let big = frame(&vec![0x5A; 1 << 20], false);
+            while send(&big) {}
+        }
+        Attack::Churn => {
+            let mut batch = Vec::new();
+            for i in 0..1000u32 {
+                let topic = format!("churn{}", i % 10);
+                batch.extend_from_slice(&command("SUBSCRIBE", topic.as_bytes()));
+                batch.extend_from_slice(&command("CANCEL", topic.as_bytes()));
+            }
+            while send(&batch) {}
+        }
+        Attack::UniqueSubscriptions => {
+            let mut n = 0u64;
+            while n < 2_000_000 {
+                let mut batch = Vec::with_capacity(1 << 16);
+                for _ in 0..2000 {
+                    batch.extend_from_slice(&command("SUBSCRIBE", format!("u{n:012}").as_bytes()));
+                    n += 1;
+                }
+                if !send(&batch) {
+                    return;
+                }
+            }
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Attack::EndlessMultipart => {
+            let part = frame(&[0x33; 1000], true).repeat(64);
+            while send(&part) {}
+        }
+    }
+    // Keep reading nothing; dropping the stream closes it.
+    let mut sink = [0u8; 1];
+    let _ = s.set_read_timeout(Some(Duration::from_millis(1)));
+    let _ = s.read(&mut sink);
+}
+
+/// An upstream PUB publishing "T<n>" every millisecond, a proxy in front of it, the hostile
+/// subscriber on the proxy's XPUB; once the attack is under way, a fresh SUB subscribes to "T" and
+/// must get its first message within a second. Returns (time to first message, peak heap growth of
+/// the proxy's thread while the attack ran, messages dropped or discarded on the way).
+async fn fresh_subscriber_during(attack: Attack) -> (Duration, i64, u64) {
+    // The upstream publisher runs on a thread of its own, as another process would.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ep_tx, ep_rx) = std::sync::mpsc::channel();
+    let upstream_thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let upstream = Socket::new(SocketType::Pub).unwrap();
+                ep_tx.send(upstream.bind("tcp://127.0.0.1:*").await.unwrap()).unwrap();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = upstream.try_send(format!("T{n}"));
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                upstream.discarded_messages()
+            })
+        })
+    };
+    let upstream_ep = ep_rx.recv().unwrap();
+    let base = counting_alloc::live_bytes();
+    let xsub = Socket::with_options(SocketType::XSub, proxy_options()).unwrap();
+    xsub.connect(&upstream_ep).unwrap();
+    let xpub = Socket::with_options(SocketType::XPub, proxy_options()).unwrap();
+    let xpub_ep = xpub.bind("tcp://127.0.0.1:*").await.unwrap();
+    let proxy = {
+        let (xsub, xpub) = (xsub.clone(), xpub.clone());
+        tokio::spawn(async move { zmtp::proxy(&xsub, &xpub, None).await })
+    };
+
+    let written = Arc::new(AtomicU64::new(0));
+    let attacker = {
+        let (stop, written, ep) = (stop.clone(), written.clone(), xpub_ep.clone());
+        std::thread::spawn(move || hostile(ep, attack, stop, written))
+    };
+    // Let the attack get under way: 1 s, or 32 MiB written, whichever comes later (at most 20 s).
+    let start = Instant::now();
+    let mut peak = 0i64;
+    while start.elapsed() < Duration::from_secs(1)
+        || (written.load(Ordering::Relaxed) < 32 << 20 && start.elapsed() < Duration::from_secs(20))
+    {
+        peak = peak.max(counting_alloc::live_bytes() - base);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let fresh = Socket::new(SocketType::Sub).unwrap();
+    let t0 = Instant::now();
+    fresh.connect(&xpub_ep).unwrap();
+    fresh.subscribe("T").unwrap();
+    let first = loop {
+        peak = peak.max(counting_alloc::live_bytes() - base);
+        match tokio::time::timeout(Duration::from_millis(10), fresh.recv()).await {
+            Ok(msg) => {
+                assert!(msg.unwrap().frames()[0].starts_with(b"T"));
+                break t0.elapsed();
+            }
+            Err(_) if t0.elapsed() > Duration::from_secs(10) => break t0.elapsed(),
+            Err(_) => {}
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    attacker.join().unwrap();
+    proxy.abort();
+    let discarded_upstream = upstream_thread.join().unwrap();
+    let dropped = xpub.dropped_messages() + xsub.dropped_messages() + discarded_upstream;
+    eprintln!(
+        "{attack:?}: first message after {first:?}, peak heap growth {} MiB, attacker wrote {} MiB, \
+         dropped/discarded {dropped}",
+        peak >> 20,
+        written.load(Ordering::Relaxed) >> 20
+    );
+    (first, peak, dropped)
+}
+
+/// The proxy's caps, smaller than the defaults so that the bound below is tight and quick to reach:
+/// each peer queue at most 16 MiB, each subscriber at most 20,000 topics and 1 MiB of topic bytes.
+fn proxy_options() -> zmtp::Options {
+    zmtp::Options {
+        queue_bytes_max: QUEUE_BYTES,
+        subscription_limits: zmtp::pattern::subscriptions::SubscriptionLimits {
+            max_topics: MAX_TOPICS,
+            max_bytes: 1 << 20,
+        },
+        ..zmtp::Options::default()
+    }
+}
+
+const QUEUE_BYTES: usize = 16 << 20;
+const MAX_TOPICS: usize = 20_000;
+
+/// What the caps allow one hostile subscriber to hold in the proxy: its XPUB receive queue and
+/// the XSUB's queue upstream (a queue bound each), its subscriptions in the XPUB's table, the
+/// XSUB's held set and the commands on their way upstream (measured about 530 B per topic over
+/// all of them, so 1 KiB each), plus the process-wide read-buffer pool (8 MiB).
+const HEAP_BOUND: i64 = (2 * QUEUE_BYTES + MAX_TOPICS * 1024 + (8 << 20)) as i64;
+
+async fn check(attack: Attack) {
+    let (first, peak, _) = fresh_subscriber_during(attack).await;
+    assert!(first < Duration::from_secs(1), "{attack:?}: first message after {first:?}");
+    assert!(peak < HEAP_BOUND, "{attack:?}: heap grew by {} MiB", peak >> 20);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn flood_without_reading() {
+    check(Attack::FloodWithoutReading).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn big_data() {
+    check(Attack::BigData).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn subscribe_cancel_churn() {
+    check(Attack::Churn).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn two_million_unique_subscriptions() {
+    check(Attack::UniqueSubscriptions).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn endless_multipart() {
+    check(Attack::EndlessMultipart).await;
+}
