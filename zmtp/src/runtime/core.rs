@@ -22,6 +22,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::commands::PendingCommands;
 use super::monitor::Monitors;
 use super::options::Options;
 use crate::error::Error;
@@ -80,8 +81,8 @@ struct Peer {
     driver: Option<Waker>,
     /// The peer's connection is gone: remove the slot once its inbox is drained.
     gone: bool,
-    /// Subscriptions (`true`) and cancels to send to this peer, in order (SUB).
-    commands: VecDeque<(bool, Bytes)>,
+    /// Subscriptions and cancels to send to this peer (SUB, XSUB), coalesced per topic.
+    commands: PendingCommands,
 }
 
 impl Peer {
@@ -481,7 +482,7 @@ impl Shared {
     fn subscription_locked(core: &mut Core, topic: Bytes, subscribe: bool) -> Result<(), Error> {
         if core.pattern.local_subscription(&topic, subscribe)? {
             for peer in core.peers.values_mut().filter(|p| p.attached && !p.gone) {
-                peer.commands.push_back((subscribe, topic.clone()));
+                peer.commands.push(subscribe, topic.clone());
                 if let Some(w) = peer.driver.take() {
                     w.wake();
                 }
@@ -576,7 +577,9 @@ impl Shared {
                 let welcome = core.pattern.welcome();
                 if let Some(p) = core.peers.get_mut(&peer) {
                     p.attached = true;
-                    p.commands.extend(topics.into_iter().map(|t| (true, t)));
+                    for topic in topics {
+                        p.commands.push(true, topic);
+                    }
                     if let Some(w) = welcome {
                         p.queue_out(w, false);
                     }
@@ -685,7 +688,7 @@ impl Shared {
             result.inbox_full = !incoming.is_empty();
         }
         if out_budget > 0 && !p.commands.is_empty() {
-            commands.extend(p.commands.drain(..));
+            p.commands.drain_into(commands);
         }
         if out_budget > 0 && !p.out.is_empty() {
             let was_full = p.out.len() >= core.send_limit || p.out_bytes >= core.bytes_limit;

@@ -40,6 +40,11 @@ const TRANSMIT_HIGH: usize = 512 << 10;
 const MAX_IOVECS: usize = 256;
 /// Rounds of work per poll before yielding to other tasks.
 const ROUNDS_PER_POLL: usize = 16;
+/// Events decoded per poll before yielding to other tasks. While tasks stay ready, a runtime polls
+/// its timers and I/O only every so many task polls (tokio: 61), so one connection's poll must stay
+/// short whatever its peer sends: with 16 rounds of 1,024 events, a peer streaming SUBSCRIBEs kept
+/// a current-thread proxy from seeing another subscriber's I/O for seconds (issue 15).
+const POLL_EVENT_BUDGET: usize = 256;
 /// How long a closing connection may take to flush its last bytes (an ERROR) to a peer not reading.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -163,6 +168,8 @@ struct Driver<'a> {
     discard_messages: bool,
     /// Messages discarded on this connection (logged once, at the first).
     discarded: u64,
+    /// Events decoded since the current poll began ([`POLL_EVENT_BUDGET`]).
+    events_this_poll: usize,
     outgoing: VecDeque<Msg>,
     /// Subscriptions to send, taken from the socket.
     commands: Vec<(bool, Bytes)>,
@@ -220,6 +227,7 @@ pub(crate) fn drive<'a>(
         incoming: VecDeque::new(),
         discard_messages: !shared.socket_type.receives_messages(),
         discarded: 0,
+        events_this_poll: 0,
         outgoing: VecDeque::new(),
         commands: Vec::new(),
         inbox_full: false,
@@ -250,9 +258,11 @@ pub(crate) fn drive<'a>(
 
 impl Driver<'_> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        self.events_this_poll = 0;
         for _ in 0..ROUNDS_PER_POLL {
             match self.round(cx) {
                 Poll::Ready(Some(end)) => return Poll::Ready(end),
+                Poll::Ready(None) if self.events_this_poll >= POLL_EVENT_BUDGET => break,
                 Poll::Ready(None) => continue,
                 Poll::Pending => return Poll::Pending,
             }
@@ -292,11 +302,18 @@ impl Driver<'_> {
         if self.end.is_none() {
             self.decoded_all = false;
             let discarded_before = self.discarded;
-            while self.incoming.len() < DECODE_BATCH && !self.inbox_full {
+            // Events per round are bounded too, not only the messages queued: subscriptions and
+            // discarded messages queue nothing, and a peer sending 2 million SUBSCRIBEs must not
+            // hold the thread for a whole read buffer of them per round (issue 15: a proxy's other
+            // connections waited behind it for over a second on a current-thread runtime).
+            let mut events = 0;
+            while events < DECODE_BATCH && self.incoming.len() < DECODE_BATCH && !self.inbox_full {
                 let Some(event) = self.conn.poll_event() else {
                     self.decoded_all = true;
                     break;
                 };
+                events += 1;
+                self.events_this_poll += 1;
                 progress = true;
                 match event {
                     Event::Message(msg) if self.discard_messages => {

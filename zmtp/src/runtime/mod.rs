@@ -1,6 +1,7 @@
 //! The socket runtime on tokio: socket handles, per-connection drivers, transports and reconnection.
 
 pub mod auth;
+pub(crate) mod commands;
 pub(crate) mod core;
 pub(crate) mod driver;
 pub mod endpoint;

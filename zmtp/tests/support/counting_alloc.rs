@@ -12,7 +12,11 @@ thread_local! {
     static PEAK: Cell<i64> = const { Cell::new(0) };
 }
 
+/// Heap bytes allocated and not yet freed by the whole process (for tests whose work spans threads).
+static PROCESS_LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 fn track(delta: i64) {
+    PROCESS_LIVE.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
     // `try_with`: allocations during thread teardown, after the thread-locals are gone, are not counted.
     let _ = LIVE.try_with(|live| {
         let now = live.get() + delta;
@@ -71,4 +75,10 @@ pub fn peak_growth<S>(setup: impl FnOnce() -> S, run: impl FnOnce(S)) -> u64 {
 #[allow(dead_code)]
 pub fn live_bytes() -> i64 {
     LIVE.with(Cell::get)
+}
+
+/// Heap bytes the whole process has allocated and not yet freed.
+#[allow(dead_code)]
+pub fn process_live_bytes() -> i64 {
+    PROCESS_LIVE.load(std::sync::atomic::Ordering::Relaxed)
 }
