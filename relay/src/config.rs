@@ -51,6 +51,9 @@ pub struct Config {
     pub high_water_mark: usize,
     /// Requests that may be pending at once.
     pub max_pending_requests: usize,
+    /// Distinct topics one market-data subscriber may hold; beyond it the subscriber gets every
+    /// message (zmtp's overflow rule).
+    pub max_subscriptions_per_subscriber: usize,
     /// Largest ingestor response or market-data message accepted, in bytes.
     pub max_message_bytes: u64,
     /// How long a peer may take to complete the ZMTP handshake.
@@ -131,6 +134,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             high_water_mark: 10_000,
             max_pending_requests: 100_000,
+            max_subscriptions_per_subscriber: 100_000,
             max_message_bytes: 64 << 20,
             handshake_timeout: Duration::from_secs(30),
             heartbeat_interval: Some(Duration::from_secs(10)),
@@ -190,6 +194,7 @@ const KEYS: &[&str] = &[
     "request_timeout_secs",
     "high_water_mark",
     "max_pending_requests",
+    "max_subscriptions_per_subscriber",
     "max_message_bytes",
     "handshake_timeout_secs",
     "heartbeat_interval_secs",
@@ -281,6 +286,9 @@ impl Config {
             "high_water_mark" => self.high_water_mark = integer(key, value, 1, 10_000_000)? as usize,
             "max_pending_requests" => {
                 self.max_pending_requests = integer(key, value, 1, u32::MAX as i64)? as usize
+            }
+            "max_subscriptions_per_subscriber" => {
+                self.max_subscriptions_per_subscriber = integer(key, value, 1, 10_000_000)? as usize
             }
             "max_message_bytes" => self.max_message_bytes = integer(key, value, 1024, i64::MAX)? as u64,
             "handshake_timeout_secs" => self.handshake_timeout = seconds(key, value, false)?,

@@ -33,8 +33,9 @@ impl MarketData {
         security: &Security,
         refusals: &Arc<RefusalCounters>,
     ) -> Result<MarketData, RunError> {
-        let subscribers = Socket::with_options(SocketType::XPub, security.subscribers.apply(base.clone()))
-            .map_err(RunError::Socket)?;
+        let mut xpub_options = security.subscribers.apply(base.clone());
+        xpub_options.subscription_limits.max_topics = config.max_subscriptions_per_subscriber;
+        let subscribers = Socket::with_options(SocketType::XPub, xpub_options).map_err(RunError::Socket)?;
         let key = "market_data_pub_port";
         let endpoint = config.bind_endpoint(config.market_data_pub_port);
         let bound =
