@@ -57,8 +57,10 @@ async fn b1_processes_killed_mid_message_deliver_nothing_partial() {
     let (mut raw, _stdin) =
         Peer::spawn_with_stdin("crash_peer", args(&["raw-partial", "127.0.0.1", &port, &opening, &partial]));
     blocking(|| raw.expect_line("SENT", STEP));
-    expect_event(&mut monitor, STEP, "the raw peer's handshake", |k| matches!(k, SocketEventKind::HandshakeSucceeded))
-        .await;
+    expect_event(&mut monitor, STEP, "the raw peer's handshake", |k| {
+        matches!(k, SocketEventKind::HandshakeSucceeded)
+    })
+    .await;
     // Let the engine read the two frames, then crash the process.
     tokio::time::sleep(Duration::from_millis(200)).await;
     raw.kill();

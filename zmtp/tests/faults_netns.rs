@@ -28,7 +28,8 @@ const OUR_IP: &str = "10.250.0.1";
 const PEER_IP: &str = "10.250.0.2";
 
 fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    let out =
+        Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{}: {e}", args.join(" ")))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -47,11 +48,18 @@ impl Netns {
     /// Creates the namespaces `zf<pid><tag>a` and `…b`, or says why not.
     fn new(tag: &str) -> Result<Netns, String> {
         let id = format!("zf{}{tag}", std::process::id());
-        let ns = Netns { a: format!("{id}a"), b: format!("{id}b"), veth_b: format!("vb{}{tag}", std::process::id()) };
+        let ns = Netns {
+            a: format!("{id}a"),
+            b: format!("{id}b"),
+            veth_b: format!("vb{}{tag}", std::process::id()),
+        };
         let veth_a = format!("va{}{tag}", std::process::id());
         run(&["ip", "netns", "add", &ns.a])?;
         run(&["ip", "netns", "add", &ns.b])?;
-        run(&["ip", "link", "add", &veth_a, "netns", &ns.a, "type", "veth", "peer", "name", &ns.veth_b, "netns", &ns.b])?;
+        run(&[
+            "ip", "link", "add", &veth_a, "netns", &ns.a, "type", "veth", "peer", "name", &ns.veth_b,
+            "netns", &ns.b,
+        ])?;
         for (n, dev, ip) in [(&ns.a, &veth_a, OUR_IP), (&ns.b, &ns.veth_b, PEER_IP)] {
             run(&["ip", "-n", n, "addr", "add", &format!("{ip}/30"), "dev", dev])?;
             run(&["ip", "-n", n, "link", "set", dev, "up"])?;
@@ -117,8 +125,11 @@ where
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap();
-        rustix::thread::move_into_link_name_space(file.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
-            .unwrap();
+        rustix::thread::move_into_link_name_space(
+            file.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(f())
     })
@@ -241,7 +252,9 @@ async fn round_trip(dealer: &Socket, body: &str, limit: Duration) -> bool {
 /// are lost, as with libzmq: docs/differences.md.)
 #[test]
 fn b14_half_open_with_heartbeats_is_closed_and_reconnects() {
-    let Some(ns) = netns_or_skip("b14_half_open_with_heartbeats_is_closed_and_reconnects", "h") else { return };
+    let Some(ns) = netns_or_skip("b14_half_open_with_heartbeats_is_closed_and_reconnects", "h") else {
+        return;
+    };
     let alive = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(tokio::sync::Notify::new());
     let peer = peer_router(&ns, true, alive.clone(), stop.clone());
@@ -302,14 +315,31 @@ fn b14_half_open_with_heartbeats_is_closed_and_reconnects() {
     assert!(
         matches!(
             reason,
-            DisconnectReason::Connection(ConnectionError::HeartbeatTimeout(_) | ConnectionError::PeerTtlExpired(_))
+            DisconnectReason::Connection(
+                ConnectionError::HeartbeatTimeout(_) | ConnectionError::PeerTtlExpired(_)
+            )
         ),
         "{reason}"
     );
     assert!(closed_after >= Duration::from_millis(900), "closed too early: {closed_after:?}");
-    assert!(closed_after < Duration::from_secs(3), "not closed within TIMEOUT + IVL (+ margin): {closed_after:?}");
-    assert!(released, "the peer still holds {} messages queued for the dead connection", alive.load(Ordering::SeqCst));
-    assert!(peer_reasons.iter().any(|r| matches!(r, DisconnectReason::Connection(ConnectionError::HeartbeatTimeout(_) | ConnectionError::PeerTtlExpired(_)))), "{peer_reasons:?}");
+    assert!(
+        closed_after < Duration::from_secs(3),
+        "not closed within TIMEOUT + IVL (+ margin): {closed_after:?}"
+    );
+    assert!(
+        released,
+        "the peer still holds {} messages queued for the dead connection",
+        alive.load(Ordering::SeqCst)
+    );
+    assert!(
+        peer_reasons.iter().any(|r| matches!(
+            r,
+            DisconnectReason::Connection(
+                ConnectionError::HeartbeatTimeout(_) | ConnectionError::PeerTtlExpired(_)
+            )
+        )),
+        "{peer_reasons:?}"
+    );
     assert!(reconnected.is_some(), "our DEALER did not reconnect after the heal");
     assert!(after, "no echo after the heal");
 }
@@ -415,7 +445,9 @@ fn partition_of_3s_heals_and_messages_flow_again() {
 #[test]
 fn impairments_with_netem_delay_and_loss() {
     let Some(ns) = netns_or_skip("impairments_with_netem_delay_and_loss", "i") else { return };
-    if let Err(e) = run(&["tc", "-n", &ns.b, "qdisc", "add", "dev", &ns.veth_b, "root", "netem", "delay", "50ms", "loss", "5%"]) {
+    if let Err(e) = run(&[
+        "tc", "-n", &ns.b, "qdisc", "add", "dev", &ns.veth_b, "root", "netem", "delay", "50ms", "loss", "5%",
+    ]) {
         println!("SKIPPED: impairments_with_netem_delay_and_loss: the kernel refused netem: {e}");
         return;
     }
