@@ -933,11 +933,22 @@ async fn b19_ipc_path_over_sun_path_limit_is_a_typed_error() {
     assert!(text.contains("SUN_LEN") || text.contains("long"), "the error names the problem: {text}");
     assert!(!std::path::Path::new(&long[..107]).exists(), "no truncated path was created");
     let c = Socket::new(SocketType::Push).unwrap();
-    match c.connect(&format!("ipc://{long}")) {
-        Err(e) => assert!(e.to_string().contains("SUN_LEN") || e.to_string().contains("long"), "{e}"),
-        // A connect is asynchronous: then it must keep failing, never reach another path.
-        Ok(()) => {}
-    }
+    let mut monitor = c.monitor();
+    let text = match c.connect(&format!("ipc://{long}")) {
+        Err(e) => e.to_string(),
+        // Connecting is asynchronous: then each attempt must fail, saying why.
+        Ok(()) => tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(SocketEventKind::ConnectDelayed(why)) = monitor.recv().await.map(|e| e.kind) {
+                    return why;
+                }
+            }
+        })
+        .await
+        .expect("no failed connection attempt reported"),
+    };
+    println!("B-19: connect to a {}-byte ipc path: {text}", long.len());
+    assert!(text.contains("SUN_LEN") || text.contains("long"), "the error names the problem: {text}");
 }
 
 /// The child of `b19_ipc_directory_without_permission`: runs as `nobody` and tries to bind in
