@@ -473,3 +473,97 @@ fn impairments_with_netem_delay_and_loss() {
     println!("netem delay 50ms loss 5%: {ok}/20 round trips in {took:?}");
     assert_eq!(ok, 20);
 }
+
+/// Forwards every chunk read on `from` to `to` `delay` after it was read, in order (one direction
+/// of [`delaying_proxy`]).
+async fn forward_delayed(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        if tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec())).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// A user-space TCP proxy on 127.0.0.1 that delays every chunk by `delay` in each direction, to
+/// `target`; returns its address.
+async fn delaying_proxy(target: String, delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(forward_delayed(cr, sw, delay));
+            tokio::spawn(forward_delayed(sr, cw, delay));
+        }
+    });
+    addr
+}
+
+/// Impairments without netem (which this kernel lacks): a user-space proxy delays every chunk by
+/// 50 ms each way (100 ms added to each round trip; it cannot lose packets: TCP under it is
+/// reliable). Our DEALER, heartbeats on (IVL 200 ms, TIMEOUT 1 s), talks to an echoing ROUTER through
+/// it: the handshake completes, 10 round trips each take at least the added 100 ms and all
+/// complete, and over 2 s idle the heartbeats, delayed too, keep the connection up (no
+/// disconnection, no second handshake).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impairments_delay_by_a_user_space_proxy() {
+    let router = Socket::with_options(SocketType::Router, heartbeats(true)).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    tokio::spawn({
+        let router = router.clone();
+        async move {
+            while let Ok(m) = router.recv().await {
+                let _ = router.send(m).await;
+            }
+        }
+    });
+    let proxy = delaying_proxy(ep.trim_start_matches("tcp://").to_owned(), Duration::from_millis(50)).await;
+    let dealer = Socket::with_options(SocketType::Dealer, heartbeats(true)).unwrap();
+    let mut monitor = dealer.monitor();
+    dealer.connect(&format!("tcp://{proxy}")).unwrap();
+    assert!(round_trip(&dealer, "first", Duration::from_secs(10)).await);
+    let mut times = Vec::new();
+    for i in 0..10 {
+        let t = Instant::now();
+        assert!(round_trip(&dealer, &format!("m{i}"), Duration::from_secs(5)).await, "round trip {i}");
+        times.push(t.elapsed());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(round_trip(&dealer, "after idle", Duration::from_secs(5)).await);
+    let mut handshakes = 0;
+    let mut disconnects = Vec::new();
+    while let Some(ev) = monitor.try_recv() {
+        match ev.kind {
+            SocketEventKind::HandshakeSucceeded => handshakes += 1,
+            SocketEventKind::Disconnected(r) => disconnects.push(r),
+            _ => {}
+        }
+    }
+    let min = times.iter().min().unwrap();
+    println!("user-space delay 50 ms each way: round trips {times:?}; handshakes {handshakes}; disconnections {disconnects:?}");
+    assert!(*min >= Duration::from_millis(100), "the proxy did not delay: {min:?}");
+    assert_eq!(handshakes, 1, "{disconnects:?}");
+    assert!(disconnects.is_empty(), "{disconnects:?}");
+    dealer.close().await;
+    router.close().await;
+}
