@@ -1,7 +1,8 @@
 //! Network faults of reliability.md §7b in network namespaces the test creates: half-open
 //! connections (B-14: every packet dropped with `iptables -j DROP`, so the peer vanishes without FIN
 //! or RST), a partition (the link down for 3 s, then up), and impairments (netem, when the kernel
-//! has it).
+//! has it; a user-space delaying proxy on loopback, which needs no namespace, stands in for its
+//! delay).
 //!
 //! Each test makes two namespaces joined by a veth pair (10.250.0.1/30 and 10.250.0.2/30, inside the
 //! namespaces only; the root namespace is not touched), named after this process and the test so
