@@ -17,6 +17,7 @@ Modes (first argument):
 The process exits when stdin closes, or after 30 s, if nobody killed it.
 """
 
+import os
 import socket
 import sys
 import threading
@@ -32,8 +33,6 @@ def exit_when_stdin_closes():
     def watch():
         while sys.stdin.buffer.read(1):
             pass
-        import os
-
         os._exit(0)
 
     threading.Thread(target=watch, daemon=True).start()
