@@ -7,7 +7,8 @@
 #   ZMTP_PYTHON   python with pyzmq for the interop tests (default: the .venv made by
 #                 scripts/ensure-pyzmq.sh)
 #
-# Installs when missing: pyzmq into .venv, cargo-fuzz (cargo install), the nightly toolchain (rustup).
+# Installs when missing: pyzmq into .venv, iptables (apt-get, as root), cargo-fuzz (cargo install), the
+# nightly toolchain (rustup).
 set -euo pipefail
 
 export CI=true
@@ -32,6 +33,15 @@ section "1/4 pyzmq (reference peer for the interop tests)"
 ZMTP_PYTHON="$(scripts/ensure-pyzmq.sh)"
 export ZMTP_PYTHON
 echo "ZMTP_PYTHON=$ZMTP_PYTHON"
+
+# The network-fault tests (zmtp/tests/faults_netns.rs) drop packets with iptables inside the network
+# namespaces they create (without it they take the link down instead, and say so).
+if ! command -v iptables >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "test-all: installing iptables"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables; }; then
+        echo "test-all: could not install iptables; faults_netns.rs will take links down instead"
+    fi
+fi
 
 section "2/4 cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all -- --check
