@@ -174,7 +174,7 @@ async fn bind_path(path: &Path) -> io::Result<IpcListener> {
     if !meta.file_type().is_socket() {
         return Err(io::Error::new(
             io::ErrorKind::AddrInUse,
-            format!("cannot bind ipc://{shown}: the path exists and is not a socket; not removing it"),
+            "the path exists and is not a socket; not removing it".to_owned(),
         ));
     }
     match UnixStream::connect(path).await {
@@ -188,21 +188,15 @@ async fn bind_path(path: &Path) -> io::Result<IpcListener> {
             bind(path)
         }
         // Connected, or the backlog is full: somebody is listening.
-        Ok(_) => Err(live_socket(path)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(live_socket(path)),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("cannot bind ipc://{shown}: a socket file exists and probing it failed: {e}"),
-        )),
+        Ok(_) => Err(live_socket()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(live_socket()),
+        Err(e) => Err(io::Error::new(e.kind(), format!("a socket file exists and probing it failed: {e}"))),
     }
 }
 
-/// The error for a path where a live listener already is.
-fn live_socket(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::AddrInUse,
-        format!("cannot bind ipc://{}: another socket is listening on this path", path.display()),
-    )
+/// The error for a path where a live listener already is (the caller's error names the endpoint).
+fn live_socket() -> io::Error {
+    io::Error::new(io::ErrorKind::AddrInUse, "another socket is listening on this path".to_owned())
 }
 
 /// Connects to the socket at `path` (`@name`: the abstract namespace). `*` is `InvalidInput`.
