@@ -321,6 +321,62 @@ async fn handshakes_in_progress_are_capped_by_closing_the_oldest() {
 /// reliability.md B-7 (scaled for CI): one stalled subscriber among fast ones. The publisher never
 /// blocks, the stalled subscriber's copies are dropped at its HWM and counted, the fast ones get
 /// (nearly) everything, and memory stays bounded.
+/// reliability.md B-15, "capped in-progress handshakes (global and per IP)": a host at its
+/// per-address cap evicts its own oldest handshake, not another host's. A stalled handshake from
+/// 127.0.0.1 (the oldest of all) survives a flood of 300 stalled connections from 127.0.0.2 with a
+/// per-address cap of 50 under a global cap of 100; with only the global cap it would be the first
+/// evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_flooding_handshakes_evicts_only_its_own() {
+    let options = Options {
+        max_handshakes: 100,
+        max_handshakes_per_ip: 50,
+        handshake_interval: Some(Duration::from_secs(30)),
+        ..Options::default()
+    };
+    let router = Socket::with_options(SocketType::Router, options).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let target: std::net::SocketAddr = addr(&ep).parse().unwrap();
+    let mut monitor = router.monitor();
+    let mut first = TcpStream::connect(target).unwrap();
+    let _ = wait_for_event(&mut monitor, |k| matches!(k, SocketEventKind::Accepted(_)).then_some(())).await;
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        flood.push(socket.connect(target).await.unwrap());
+    }
+    // Let the listener take them all: 250 of the flood are evicted, all from 127.0.0.2.
+    let mut closed = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while closed < 250 && Instant::now() < deadline {
+        closed = 0;
+        for s in &flood {
+            let mut buf = [0u8; 64];
+            match s.try_read(&mut buf) {
+                Ok(0) => closed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed >= 250, "only {closed} of the flood were closed");
+    // The first host's stalled handshake is still open.
+    first.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match first.read(&mut buf) {
+            Ok(n) if n > 0 => continue, // the server's greeting
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                break
+            }
+            other => panic!("the other host's handshake was closed: {other:?}"),
+        }
+    }
+    drop(flood);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_subscriber_does_not_slow_the_others() {
     const FAST: usize = 5;

@@ -6,10 +6,10 @@
 //! take every queued outgoing message under the same lock, and write them all with one vectored
 //! write. No syscall per message, no copy of a message body.
 
-use std::collections::BTreeMap;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::io::IoSlice;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -91,11 +91,47 @@ pub(crate) struct Outcome {
     pub handshaken: bool,
 }
 
-/// The handshakes in progress on one listener, oldest first, each with the token that ends it.
+/// The handshakes in progress on one listener, oldest first, each with the token that ends it and
+/// the peer's IP address (tcp), and per IP address the ids of its handshakes, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct HandshakeSlots {
     next: u64,
-    open: BTreeMap<u64, CancellationToken>,
+    open: BTreeMap<u64, (CancellationToken, Option<IpAddr>)>,
+    per_ip: HashMap<IpAddr, VecDeque<u64>>,
+}
+
+impl HandshakeSlots {
+    /// Ends handshake `id` (its token is cancelled) and forgets it.
+    fn evict(&mut self, id: u64) {
+        if let Some((token, ip)) = self.open.remove(&id) {
+            token.cancel();
+            self.forget_ip(id, ip);
+        }
+    }
+
+    fn forget_ip(&mut self, id: u64, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        if let Some(ids) = self.per_ip.get_mut(&ip) {
+            // At most `max_per_ip` long, and the id is usually at the front (the oldest).
+            if let Some(at) = ids.iter().position(|&i| i == id) {
+                ids.remove(at);
+            }
+            if ids.is_empty() {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Which handshake [`HandshakeGuard::admit`] ended to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evicted {
+    /// None: there was room.
+    Nobody,
+    /// The oldest handshake of the same IP address (it was at its per-address cap).
+    SameAddress,
+    /// The oldest handshake of the listener (it was at its cap).
+    Oldest,
 }
 
 /// Holds a connection's place among the handshakes in progress until dropped (at the handshake or
@@ -107,25 +143,40 @@ pub(crate) struct HandshakeGuard {
 }
 
 impl HandshakeGuard {
-    /// Admits a new handshake, ended by `token`. When `max` are in progress already, the oldest is
-    /// ended to make room, and returned: a flood of peers that open connections and then stall (a
-    /// CURVE HELLO and no INITIATE) cannot lock legitimate clients out, who complete their
-    /// handshake in a few round trips, long before they become the oldest.
+    /// Admits a new handshake from `ip` (tcp peers), ended by `token`.
+    ///
+    /// When that address has `max_per_ip` in progress already, its own oldest is ended: one host's
+    /// flood then only churns its own slots, and everyone else's handshakes keep theirs
+    /// (reliability.md B-15 asks for a per-address cap as well as a global one). When the listener
+    /// has `max` in progress, the oldest of all is ended: a flood of peers that open connections
+    /// and then stall (a CURVE HELLO and no INITIATE) cannot lock legitimate clients out, who
+    /// complete their handshake in a few round trips, long before they become the oldest.
     pub(crate) fn admit(
         slots: &Arc<Mutex<HandshakeSlots>>,
-        max: usize,
+        (max, max_per_ip): (usize, usize),
+        ip: Option<IpAddr>,
         token: CancellationToken,
-    ) -> (HandshakeGuard, bool) {
+    ) -> (HandshakeGuard, Evicted) {
         let mut guard = lock_slots(slots);
-        let mut evicted = false;
+        let mut evicted = Evicted::Nobody;
+        if let Some(ip) = ip {
+            while guard.per_ip.get(&ip).is_some_and(|ids| ids.len() >= max_per_ip.max(1)) {
+                let Some(oldest) = guard.per_ip.get(&ip).and_then(|ids| ids.front().copied()) else { break };
+                guard.evict(oldest);
+                evicted = Evicted::SameAddress;
+            }
+        }
         while guard.open.len() >= max.max(1) {
-            let Some((_, oldest)) = guard.open.pop_first() else { break };
-            oldest.cancel();
-            evicted = true;
+            let Some(&oldest) = guard.open.keys().next() else { break };
+            guard.evict(oldest);
+            evicted = Evicted::Oldest;
         }
         let id = guard.next;
         guard.next += 1;
-        guard.open.insert(id, token);
+        guard.open.insert(id, (token, ip));
+        if let Some(ip) = ip {
+            guard.per_ip.entry(ip).or_default().push_back(id);
+        }
         (HandshakeGuard { slots: slots.clone(), id }, evicted)
     }
 }
@@ -137,7 +188,10 @@ fn lock_slots(slots: &Mutex<HandshakeSlots>) -> std::sync::MutexGuard<'_, Handsh
 
 impl Drop for HandshakeGuard {
     fn drop(&mut self) {
-        lock_slots(&self.slots).open.remove(&self.id);
+        let mut slots = lock_slots(&self.slots);
+        if let Some((_, ip)) = slots.open.remove(&self.id) {
+            slots.forget_ip(self.id, ip);
+        }
     }
 }
 

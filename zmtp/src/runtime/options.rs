@@ -74,6 +74,10 @@ pub struct Options {
     /// oldest handshake in progress is closed to admit a new connection (logged, rate-limited): peers
     /// that connect and stall cannot lock out real ones, which finish in a few round trips.
     pub max_handshakes: usize,
+    /// Most handshakes in progress per listener from one IP address (default 512; libzmq has no
+    /// cap). At it, that address's own oldest handshake is closed to admit its new connection, so
+    /// one host's flood of stalled handshakes churns only its own slots (reliability.md B-15).
+    pub max_handshakes_per_ip: usize,
     /// `ZMQ_RECONNECT_IVL`: wait before reconnecting (default 100 ms; `None` = never reconnect, as
     /// libzmq's -1).
     pub reconnect_interval: Option<Duration>,
@@ -177,6 +181,7 @@ impl Default for Options {
             max_frames_per_message: Limits::DEFAULT_MAX_FRAMES,
             handshake_interval: Some(ConnectionConfig::DEFAULT_HANDSHAKE_TIMEOUT),
             max_handshakes: 1024,
+            max_handshakes_per_ip: 512,
             reconnect_interval: Some(Duration::from_millis(100)),
             reconnect_interval_max: None,
             connect_timeout: None,

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::core::{SendOutcome, Shared};
-use super::driver::{drive, HandshakeGuard, HandshakeSlots, PeerSlot};
+use super::driver::{drive, Evicted, HandshakeGuard, HandshakeSlots, PeerSlot};
 use super::endpoint::Endpoint;
 use super::monitor::{HandshakeFailure, Monitor, SocketEventKind};
 use super::options::Options;
@@ -421,17 +421,27 @@ async fn accept_loop(
             Ok((stream, peer_address)) => {
                 shared.monitors.emit(&endpoint, SocketEventKind::Accepted(peer_address.clone()));
                 let connection_token = token.child_token();
-                let (guard, evicted) =
-                    HandshakeGuard::admit(&slots, shared.options.max_handshakes, connection_token.clone());
-                if evicted {
+                let ip = peer_address.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+                let caps = (shared.options.max_handshakes, shared.options.max_handshakes_per_ip);
+                let (guard, evicted) = HandshakeGuard::admit(&slots, caps, ip, connection_token.clone());
+                if evicted != Evicted::Nobody {
                     let now = Instant::now();
                     if evicted_logged.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10)) {
-                        tracing::warn!(
-                            endpoint,
-                            peer_address,
-                            "{} handshakes in progress: closing the oldest to admit new connections",
-                            shared.options.max_handshakes
-                        );
+                        if evicted == Evicted::SameAddress {
+                            tracing::warn!(
+                                endpoint,
+                                peer_address,
+                                "{} handshakes in progress from this address: closing its oldest",
+                                caps.1
+                            );
+                        } else {
+                            tracing::warn!(
+                                endpoint,
+                                peer_address,
+                                "{} handshakes in progress: closing the oldest to admit new connections",
+                                caps.0
+                            );
+                        }
                         evicted_logged = Some(now);
                     }
                 }
