@@ -64,6 +64,9 @@ pub enum Route {
     To(PeerId, Msg),
     /// Drop it silently (ROUTER without a route, REP whose requester left).
     Drop,
+    /// Drop it, counted: its peer's queue is full (ROUTER without `ROUTER_MANDATORY`, RFC 28:
+    /// "SHALL drop the message" when the queue is full; reliability.md B-8 asks for the count).
+    DropFull,
     /// No peer can take it now: wait for room or a new peer, then ask again.
     Block(Msg),
     /// Queue a copy to each of these peers that has room; silently skip the others (PUB: "SHALL

@@ -306,7 +306,8 @@ impl Pattern for Router {
                 msg.push_front(id.clone());
                 Route::Fail(Error::HostUnreachable(id), msg)
             }
-            _ => Route::Drop,
+            Some(_) => Route::DropFull,
+            None => Route::Drop,
         }
     }
 
@@ -430,6 +431,8 @@ mod tests {
         assert_eq!(got.frames(), [Bytes::from("alice"), Bytes::from("hi")]);
         let (peer, frames) = to(router.route(msg(&["alice", "back"]), &room(&[1, 2])));
         assert_eq!((peer, frames), (2, vec![Bytes::from("back")]));
+        // alice's queue is full: dropped and counted (DropFull), not blocked.
+        assert!(matches!(router.route(msg(&["alice", "more"]), &room(&[1])), Route::DropFull));
     }
 
     #[test]

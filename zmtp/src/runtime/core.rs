@@ -121,7 +121,7 @@ struct Core {
     send_limit: usize,
     recv_limit: usize,
     bytes_limit: usize,
-    /// Messages dropped for a peer whose queue was full (PUB/XPUB fan-out).
+    /// Messages dropped for a peer whose queue was full (PUB/XPUB fan-out, ROUTER).
     dropped: u64,
 }
 
@@ -338,6 +338,10 @@ impl Shared {
                 SendOutcome::Done
             }
             Route::Drop => SendOutcome::Done,
+            Route::DropFull => {
+                core.dropped += 1;
+                SendOutcome::Done
+            }
             Route::Block(msg) => {
                 if let Some(w) = waker {
                     core.send_wakers.register(w);
@@ -528,7 +532,7 @@ impl Shared {
         self.lock().pattern.subscriptions().map(f)
     }
 
-    /// Messages a PUB/XPUB dropped for subscribers whose queue was full.
+    /// Messages a PUB/XPUB or ROUTER dropped for peers whose queue was full.
     pub(crate) fn dropped(&self) -> u64 {
         self.lock().dropped
     }

@@ -241,8 +241,10 @@ impl Socket {
         self.shared().with_subscriptions(|s| s.topics())
     }
 
-    /// How many copies of messages a PUB or XPUB dropped because a subscriber's queue was full
-    /// (RFC 29: dropped, never blocking the publisher). Always 0 for other types.
+    /// How many messages were dropped because their peer's queue was full: copies a PUB or XPUB
+    /// did not queue to a subscriber (RFC 29: dropped, never blocking the publisher), and messages
+    /// a ROUTER without `router_mandatory` did not queue to a peer (RFC 28). Always 0 for other
+    /// types.
     pub fn dropped_messages(&self) -> u64 {
         self.shared().dropped()
     }
