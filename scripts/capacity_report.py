@@ -104,12 +104,21 @@ def svg(rows, title):
         for frac in (0, 0.5, 1):
             yy = y0 + ph - frac * ph
             parts.append(f'<text x="{left - 6}" y="{yy + 4}" text-anchor="end">{vmax * frac:.0f}</text>')
-        # Shade the storm (the "during" phase of the first series).
+        # Shade the storms (the "during" runs of the first series).
         first = next(iter(series.values()))
-        during = [p[0] for p in first if p[3] == "during"]
-        if during:
-            sx = left + min(during) / tmax * (w - left - 20)
-            ex = left + max(during) / tmax * (w - left - 20)
+        runs, start, prev = [], None, None
+        for p in first:
+            if p[3] == "during" and start is None:
+                start = p[0]
+            if p[3] != "during" and start is not None:
+                runs.append((start, prev))
+                start = None
+            prev = p[0]
+        if start is not None:
+            runs.append((start, prev))
+        for a, b in runs:
+            sx = left + a / tmax * (w - left - 20)
+            ex = left + b / tmax * (w - left - 20)
             parts.append(f'<rect x="{sx:.1f}" y="{y0}" width="{ex - sx:.1f}" height="{ph}" fill="#f4eedd"/>')
         for name, pts in series.items():
             path = " ".join(
@@ -118,7 +127,7 @@ def svg(rows, title):
             )
             parts.append(f'<polyline fill="none" stroke="{colors.get(name, "#36c")}" stroke-width="1.5" points="{path}"/>')
         parts.append(f'<text x="{left}" y="{y0 + ph + 16}">0 s</text>')
-        parts.append(f'<text x="{w - 20}" y="{y0 + ph + 16}" text-anchor="end">{tmax:.0f} s (shaded: the storm)</text>')
+        parts.append(f'<text x="{w - 20}" y="{y0 + ph + 16}" text-anchor="end">{tmax:.0f} s (shaded: the storms)</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 

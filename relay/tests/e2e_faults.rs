@@ -277,6 +277,58 @@ fn b5_upstream_refused_then_up() {
     assert_eq!(r.status, "OK");
 }
 
+/// B-6 (§7b): an upstream that answers every connection with garbage (not ZMTP). Expected: the relay
+/// closes each such connection and reconnects with back-off (docs/differences.md: libzmq would give
+/// up for good after a protocol error), never in a tight loop: over 4 s it connects again at least
+/// twice and far fewer than a loop would (≤ 40: attempts at least ~100 ms apart); clients are served
+/// meanwhile. Prints the gaps between attempts.
+#[test]
+fn b6_garbage_upstream_reconnects_with_backoff() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut relay = Relay::with(&[("flink_market_data_endpoint", &format!("\"{}\"", ep(port)))]);
+    let mut py = Py::new();
+    add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
+    py.cmd("AUTO ing_w ing_r 4f4b 78");
+    py.sock("cli", "DEALER", "connect", &relay.client_ep(), &[]);
+    listener.set_nonblocking(true).expect("nonblocking");
+    let mut accepts: Vec<Instant> = Vec::new();
+    let mut open = Vec::new();
+    let t0 = Instant::now();
+    let mut i = 0;
+    while t0.elapsed() < Duration::from_secs(4) {
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                accepts.push(Instant::now());
+                let _ = s.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\n\r\nthis is not ZMTP at all.........................",
+                );
+                open.push(s);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+        if accepts.len() > 40 {
+            break;
+        }
+        if t0.elapsed() > Duration::from_millis(1000 * (i + 1)) {
+            // Served meanwhile.
+            let id = format!("b6-{i}");
+            let r = dealer_roundtrip(&mut py, "cli", id.as_bytes(), "BINANCE:BTC/USDT", b"");
+            assert_eq!(r.status, "OK", "{r:?}");
+            i += 1;
+        }
+    }
+    let gaps: Vec<Duration> = accepts.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!(
+        "B-6: {} connections from the relay to a garbage upstream in 4 s; gaps {gaps:?}",
+        accepts.len()
+    );
+    assert!(accepts.len() >= 3, "the relay did not reconnect after garbage: {} connections", accepts.len());
+    assert!(accepts.len() <= 40, "the relay reconnects to a garbage upstream in a tight loop: {gaps:?}");
+    assert!(relay.try_wait().is_none(), "the relay exited");
+}
+
 /// B-7 (§7b, L-4): a slow consumer on the relay's market-data XPUB (a raw SUB with a 4 KiB
 /// SO_RCVBUF that reads about one message a second) among 4 fast zmtp SUBs, while the source
 /// publishes 60,000 messages of 1 KiB as fast as the relay takes them. Expected: the relay never
