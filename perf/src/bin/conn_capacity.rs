@@ -303,6 +303,19 @@ fn proc_tcp_states(port: u16) -> (u64, u64) {
     (close_wait, established)
 }
 
+/// `TcpExt: ListenOverflows` of `/proc/net/netstat`: SYNs or handshakes dropped because a listen
+/// backlog was full, for the whole network namespace (other processes' listeners count too).
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(keys), Some(values)) = (lines.next(), lines.next()) else { return 0 };
+    keys.split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(k, _)| *k == "ListenOverflows")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn port_of(endpoint: &str) -> Option<u16> {
     endpoint.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
 }
@@ -533,6 +546,7 @@ struct Round {
     after5: Probe,
     close_wait5: u64,
     back: Option<Duration>,
+    listen_overflows: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -559,6 +573,7 @@ impl Storm {
         phase: &Arc<Mutex<&'static str>>,
     ) -> Round {
         let (done0, errors0) = (reconnects.load(Ordering::Relaxed), errors.load(Ordering::Relaxed));
+        let overflows0 = listen_overflows();
         let storm_started = Instant::now();
         let storm_end = storm_started + Duration::from_secs(self.secs);
         let mut tasks = tokio::task::JoinSet::new();
@@ -601,6 +616,7 @@ impl Storm {
             }
         }
         let secs = storm_started.elapsed().as_secs_f64();
+        let overflows = listen_overflows().saturating_sub(overflows0);
         let at_end = probe(self.pid);
         *phase.lock().unwrap_or_else(|e| e.into_inner()) = "after";
         let ended = Instant::now();
@@ -630,6 +646,7 @@ impl Storm {
             after5,
             close_wait5,
             back,
+            listen_overflows: overflows,
         }
     }
 
@@ -709,13 +726,14 @@ impl Storm {
             );
             let r = self.round(&addr, port, &hello, &reconnects, &errors, baseline, &phase).await;
             eprintln!(
-                "{}: {} reconnects in {:.1} s ({:.0}/s), {} errors{}; rss {} KiB 5 s after",
+                "{}: {} reconnects in {:.1} s ({:.0}/s), {} errors{}; {} listen overflows; rss {} KiB 5 s after",
                 self.label,
                 r.done,
                 r.secs,
                 r.done as f64 / r.secs,
                 r.errors,
                 r.last_err.as_ref().map_or(String::new(), |e| format!(" (last: {e})")),
+                r.listen_overflows,
                 r.after5.rss_kib
             );
             rounds.push(r);
@@ -741,6 +759,7 @@ impl Storm {
         let done: u64 = rounds.iter().map(|r| r.done).sum();
         let errs: u64 = rounds.iter().map(|r| r.errors).sum();
         let storm_s: f64 = rounds.iter().map(|r| r.secs).sum();
+        let overflows: u64 = rounds.iter().map(|r| r.listen_overflows).sum();
         let last = rounds.last().ok_or("no storm round")?;
         let back = if rounds.iter().all(|r| r.back.is_some()) {
             rounds.iter().filter_map(|r| r.back).max().map_or("-".to_owned(), |d| d.as_millis().to_string())
@@ -751,7 +770,7 @@ impl Storm {
             |f: &dyn Fn(&Round) -> u64| rounds.iter().map(|r| f(r).to_string()).collect::<Vec<_>>().join(",");
         println!(
             "RESULT conn_capacity mode=storm server={} clients={} period_ms={} secs={} rounds={} reconnects={done} \
-             errors={errs} reconnects_per_s={:.0} target_per_s={:.0} rss_baseline_kib={} rss_peak_kib={peak_rss} \
+             errors={errs} listen_overflows={overflows} reconnects_per_s={:.0} target_per_s={:.0} rss_baseline_kib={} rss_peak_kib={peak_rss} \
              rss_after5s_kib={} rss_after5s_rounds_kib={} fds_baseline={} fds_peak={peak_fds} fds_after5s={} \
              close_wait_peak={peak_cw} close_wait_after5s={} back_to_baseline_ms={back} \
              legit_n_before={nb} legit_p50_us_before={b50:.1} legit_p99_us_before={b99:.1} \
