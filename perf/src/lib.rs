@@ -496,3 +496,17 @@ pub async fn thr_sender(tool: &'static str, socket_type: SocketType, a: Args) ->
     );
     rc
 }
+
+/// Raises the soft limit of open files to the hard limit (best effort): the connection-capacity
+/// tools hold thousands of sockets.
+#[allow(unsafe_code)]
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

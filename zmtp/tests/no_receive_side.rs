@@ -15,6 +15,11 @@
 #[path = "support/counting_alloc.rs"]
 #[allow(dead_code)]
 mod counting_alloc;
+#[path = "support/hostile_sub.rs"]
+#[allow(dead_code)]
+mod hostile_sub;
+
+use hostile_sub::{command, frame};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -25,29 +30,6 @@ use std::time::{Duration, Instant};
 use zmtp::proto::loopback::null_peer_opening;
 use zmtp::proto::{SocketType as WireType, Version};
 use zmtp::{Socket, SocketType};
-
-/// One data frame (long form when over 255 octets), last of its message.
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 9);
-    if body.len() <= 255 {
-        out.extend_from_slice(&[0x00, body.len() as u8]);
-    } else {
-        out.push(0x02);
-        out.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-/// A short command frame: name, then `data`.
-fn command(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut body = vec![name.len() as u8];
-    body.extend_from_slice(name.as_bytes());
-    body.extend_from_slice(data);
-    let mut out = vec![0x04, body.len() as u8];
-    out.extend_from_slice(&body);
-    out
-}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -84,11 +66,11 @@ fn raw_peer(endpoint: &str, as_type: WireType, big: usize, small: usize, done: A
             }
         }
     });
-    let big_msg = frame(&vec![0xAB; 1 << 20]);
+    let big_msg = frame(&vec![0xAB; 1 << 20], false);
     for _ in 0..big {
         s.write_all(&big_msg).unwrap();
     }
-    let small_msgs = frame(b"0123456789abcdef").repeat(small);
+    let small_msgs = frame(b"0123456789abcdef", false).repeat(small);
     s.write_all(&small_msgs).unwrap();
     if as_type == WireType::Sub {
         s.write_all(&command("SUBSCRIBE", b"A")).unwrap();

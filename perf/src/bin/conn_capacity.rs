@@ -86,7 +86,7 @@ const PROBE: &[u8] = b"probe-0123456789-0123456789-0123456789-0123456789-0123456
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    raise_nofile();
+    zmtp_perf::raise_nofile();
     let code = match args.first().map(String::as_str) {
         Some("serve") if args.len() == 1 => zmtp_perf::run(zmtp_perf::Flavor::Current, serve()),
         Some("idle") if (4..=5).contains(&args.len()) => {
@@ -127,19 +127,6 @@ fn client_rt() -> tokio::runtime::Runtime {
         eprintln!("error: tokio runtime: {e}");
         std::process::exit(1);
     })
-}
-
-/// Raises the soft limit of open files to the hard limit (best effort).
-#[allow(unsafe_code)]
-fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 // ----- the zmtp server -----

@@ -68,7 +68,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    raise_nofile();
+    zmtp_perf::raise_nofile();
     zmtp_perf::run(zmtp_perf::Flavor::Current, server(n, transport, echo))
 }
 
@@ -84,19 +84,6 @@ fn rss_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("RssAnon:"))
-}
-
-/// Raises the soft limit of open files to the hard limit (best effort).
-#[allow(unsafe_code)]
-fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// Handshakes counted on the monitor so far, and (`echo`) messages echoed.
@@ -342,7 +329,7 @@ fn client(args: &[String]) -> i32 {
         return 1;
     };
     let echo = mode == "echo";
-    raise_nofile();
+    zmtp_perf::raise_nofile();
     let mut hello = greeting().to_vec();
     hello.extend_from_slice(&ready());
     let mut conns: Vec<Box<dyn Conn>> = Vec::new();

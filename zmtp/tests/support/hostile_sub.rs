@@ -28,7 +28,8 @@ pub enum Attack {
     EndlessMultipart,
 }
 
-fn frame(body: &[u8], more: bool) -> Vec<u8> {
+/// One data frame (long form over 255 octets), with MORE set if `more`.
+pub fn frame(body: &[u8], more: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 9);
     let more = u8::from(more);
     if body.len() <= 255 {
@@ -41,7 +42,8 @@ fn frame(body: &[u8], more: bool) -> Vec<u8> {
     out
 }
 
-fn command(name: &str, data: &[u8]) -> Vec<u8> {
+/// A short command frame: the name, then `data`.
+pub fn command(name: &str, data: &[u8]) -> Vec<u8> {
     let mut body = vec![name.len() as u8];
     body.extend_from_slice(name.as_bytes());
     body.extend_from_slice(data);
