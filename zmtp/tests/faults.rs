@@ -240,6 +240,17 @@ fn cpu_ticks(pid: u32) -> u64 {
 // B-1, B-2: a peer crashing mid-message and mid-frame
 // ---------------------------------------------------------------------------------------------------
 
+/// A PULL bound on loopback tcp (its monitor counted) and a good PUSH connected to it: the B-1 and
+/// B-2 setups, where crashing raw peers join and the good one must be unaffected.
+async fn pull_with_a_good_push() -> (Socket, Arc<Counts>, String, Socket) {
+    let pull = Socket::new(SocketType::Pull).unwrap();
+    let counts = Counts::watch(pull.monitor());
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let good = Socket::new(SocketType::Push).unwrap();
+    good.connect(&ep).unwrap();
+    (pull, counts, ep, good)
+}
+
 /// reliability.md B-1 (RST variant; the pyzmq `kill -9` variant is in
 /// tests/tests/faults_interop.rs): raw PUSH peers send 2 of 3 frames (MORE set on both), then reset
 /// the connection (SO_LINGER = 0). Nothing of their messages is delivered, the disconnection says a
@@ -248,11 +259,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b1_peer_reset_mid_message_delivers_nothing_of_it() {
     let _serial = SERIAL.lock().await;
-    let pull = Socket::new(SocketType::Pull).unwrap();
-    let counts = Counts::watch(pull.monitor());
-    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
-    let good = Socket::new(SocketType::Push).unwrap();
-    good.connect(&ep).unwrap();
+    let (pull, counts, ep, good) = pull_with_a_good_push().await;
     let stop = Arc::new(AtomicBool::new(false));
     let (stop2, good_ep) = (stop.clone(), ep.clone());
     let sender = tokio::spawn(async move {
@@ -321,11 +328,7 @@ async fn b1_peer_reset_mid_message_delivers_nothing_of_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b2_peer_reset_mid_frame_frees_the_partial_frame() {
     let _serial = SERIAL.lock().await;
-    let pull = Socket::new(SocketType::Pull).unwrap();
-    let counts = Counts::watch(pull.monitor());
-    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
-    let good = Socket::new(SocketType::Push).unwrap();
-    good.connect(&ep).unwrap();
+    let (pull, counts, ep, good) = pull_with_a_good_push().await;
     const PER_ROUND: usize = 20;
     let mut rss = Vec::new();
     for round in 0..5 {
