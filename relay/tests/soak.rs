@@ -30,8 +30,25 @@ fn main() {
         println!("{NAME}: test");
         return;
     }
-    let filters: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    // libtest's arguments, as far as they select tests: filters, `--skip PATTERN`, `--exact`.
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--skip" => skips.extend(it.next().cloned()),
+            "--test-threads" | "--color" | "--format" | "--logfile" | "-Z" => {
+                it.next();
+            }
+            _ if a.starts_with("--skip=") => skips.push(a["--skip=".len()..].to_owned()),
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a.clone()),
+        }
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let matches = |p: &String| if exact { p == NAME } else { NAME.contains(p.as_str()) };
+    if (!filters.is_empty() && !filters.iter().any(matches))
+        || skips.iter().any(|p| NAME.contains(p.as_str()))
+    {
         println!("running 0 tests (filtered out: {NAME})");
         return;
     }
