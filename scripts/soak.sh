@@ -49,6 +49,9 @@ fi
 
 echo "soak: running $SECS s; samples -> $base.tsv, relay log -> $log_dir/relay.log" >&2
 started=$(date -u +"%F %T")
+commit=$(git rev-parse --short HEAD)
+branch=$(git rev-parse --abbrev-ref HEAD)
+dirty=$(git status --porcelain -- relay perf zmtp Cargo.lock | grep -q . && echo " + uncommitted changes" || true)
 set +e
 "$bin/relay_soak" run --duration "$SECS" --relay-bin "$bin/relay" --tsv "$base.tsv" \
     --summary "$log_dir/summary.md" --relay-log "$log_dir/relay.log" "$@" </dev/null \
@@ -58,7 +61,7 @@ set -e
 ended=$(date -u +"%F %T")
 
 "$PY" "$script_dir/plot-soak.py" "$base.tsv" "$base.png" \
-    "relay soak, $SECS s, $(git rev-parse --short HEAD) ($started UTC, shared 2-core machine)" || true
+    "relay soak, $SECS s, $commit$dirty ($started UTC, shared 2-core machine)" || true
 
 verdict=$([[ $rc -eq 0 ]] && echo PASS || echo "FAIL (exit $rc)")
 {
@@ -66,7 +69,7 @@ verdict=$([[ $rc -eq 0 ]] && echo PASS || echo "FAIL (exit $rc)")
     echo
     echo "reliability.md §7b B-22 / §7c L-11. Verdict: **$verdict**."
     echo
-    echo "- commit \`$(git rev-parse --short HEAD)\` (branch \`$(git rev-parse --abbrev-ref HEAD)\`), release build"
+    echo "- commit \`$commit\`$dirty (branch \`$branch\`), release build"
     echo "- run $started to $ended UTC on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)),"
     echo "  a machine shared with other jobs: the machine's load average is in the TSV (\`load1\`) and the plot"
     echo "- command: \`scripts/soak.sh $SECS${*:+ $*}\` (driver: \`perf/src/bin/relay_soak.rs\`, \`perf/src/soak.rs\`)"
