@@ -88,9 +88,9 @@ verdict=$([[ $rc -eq 0 ]] && echo PASS || echo "FAIL (exit $rc)")
     echo "20 %) at most 10 %; open fds at the end at most max(16, 10 %) above post-warm-up; zero replies"
     echo "lost (none within request_timeout + 13 s) or duplicated, none unexpected or malformed; only OK,"
     echo "TIMEOUT and UNAVAILABLE statuses (the last two expected around ingestor kills); every hostile"
-    echo "garbage/bad-greeting peer disconnected by the relay; at least one kill and OK replies after the"
-    echo "last; every subscriber receiving market data in the last 10 %; the relay alive throughout and"
-    echo "exiting 0 on SIGTERM."
+    echo "garbage/bad-greeting peer disconnected by the relay; at least one kill; after each kill of the"
+    echo "only EX0: ingestor, EX0: served again within 10 s and before its next kill; every subscriber"
+    echo "receiving market data in the last 10 %; the relay alive throughout and exiting 0 on SIGTERM."
     if [[ $rc -ne 0 ]]; then
         echo
         echo "Driver stderr (last lines):"

@@ -36,8 +36,10 @@
 //! `rss_growth_pct` % (+ `rss_slack_kib`); its fd count ends within `fd_margin` of post-warm-up;
 //! zero replies lost, duplicated, unexpected or malformed; no status other than OK, TIMEOUT and
 //! UNAVAILABLE; every hostile peer of the first two kinds disconnected by the relay; at least one
-//! ingestor kill, and requests served OK after the last one; every subscriber received market data
-//! in the last 10 % of the run; the relay alive to the end and exiting 0 on SIGTERM.
+//! ingestor kill, and after each kill of the only `EX0:` ingestor an OK reply to an `EX0:` request
+//! sent after the kill within 10 s (and before its next kill; the last kill is judged only if the run
+//! left it 10 s); every subscriber received market data in the last 10 % of the run; the relay
+//! alive to the end and exiting 0 on SIGTERM.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -727,8 +729,10 @@ async fn closed_by_peer(s: &mut tokio::net::TcpStream, limit: Duration) -> bool 
     }
 }
 
-/// One hostile peer: `n % 3` picks the kind, `n / 3 % 4` the port.
+/// One hostile peer: `n % 3` picks the kind, `n / 3 % 4` the port and `n / 12 % 2` the variant of
+/// the kind, so every port sees every variant of every kind.
 async fn hostile_one(n: u64, ports: Ports, stats: Arc<Stats>) {
+    let first_variant = n / 12 % 2 == 0;
     let (port, peer_type) = match n / 3 % 4 {
         0 => (ports.client, "DEALER"),
         1 => (ports.work, "SUB"),
@@ -742,7 +746,7 @@ async fn hostile_one(n: u64, ports: Ports, stats: Arc<Stats>) {
     match n % 3 {
         0 => {
             // Garbage: an HTTP request, or binary junk.
-            let bytes = if n % 2 == 0 {
+            let bytes = if first_variant {
                 b"GET / HTTP/1.1\r\nHost: relay\r\n\r\n".to_vec()
             } else {
                 let mut j = junk(n, 200);
@@ -753,7 +757,7 @@ async fn hostile_one(n: u64, ports: Ports, stats: Arc<Stats>) {
         }
         1 => {
             // A bad greeting: ZMTP 2.0 (revision 1 in the 11th byte), or an unknown mechanism.
-            let bytes = if n % 2 == 0 {
+            let bytes = if first_variant {
                 vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 1, 5, 0, 0]
             } else {
                 greeting(b"XYZZY", 1)
