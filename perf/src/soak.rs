@@ -1478,3 +1478,45 @@ pub fn ingestor_main(args: &[String]) -> i32 {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hostile peers' valid parts must be valid, or "partial frame then RST" would test a bad
+    /// greeting instead: RFC 23 greeting (64 octets, signature, version 3.1, mechanism padded to 20)
+    /// and a READY command whose size octet matches its body.
+    #[test]
+    fn greeting_and_ready_are_well_formed() {
+        let g = greeting(b"NULL", 1);
+        assert_eq!(g.len(), 64);
+        assert_eq!((g[0], g[9], g[10], g[11]), (0xFF, 0x7F, 3, 1));
+        assert_eq!(&g[12..16], b"NULL");
+        assert!(g[16..32].iter().all(|&b| b == 0));
+        let r = ready("DEALER");
+        assert_eq!(r[0], 0x04);
+        assert_eq!(usize::from(r[1]), r.len() - 2);
+        assert_eq!(&r[2..8], b"\x05READY");
+        assert!(r.ends_with(b"Socket-Type\x00\x00\x00\x06DEALER"));
+    }
+
+    /// Duplicate detection relies on the sequence number at the end of the request id.
+    #[test]
+    fn request_ids_carry_their_sequence() {
+        assert_eq!(seq_of(b"0badf00d-12-345"), Some(345));
+        assert_eq!(seq_of(b"0badf00d-churn7-0"), Some(0));
+        assert_eq!(seq_of(b"nonsense"), None);
+    }
+
+    /// The figures of the summary.
+    #[test]
+    fn quantiles_and_slope() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 51);
+        assert_eq!(quantile(&v, 0.99), 99);
+        assert_eq!(quantile(&[], 0.5), 0);
+        let pts: Vec<(f64, f64)> = (0..10).map(|i| (f64::from(i), 2.0 * f64::from(i) + 1.0)).collect();
+        assert!((slope(&pts) - 2.0).abs() < 1e-9);
+        assert_eq!(slope(&[(1.0, 1.0)]), 0.0);
+    }
+}
