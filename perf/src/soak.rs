@@ -332,16 +332,17 @@ fn die_with_parent(cmd: &mut Command) {
 struct RelayProc {
     child: Child,
     pid: u32,
-    _dir: PathBuf,
+    dir: PathBuf,
 }
 
 impl Drop for RelayProc {
-    /// Kills a relay still running (a run that ended early); a no-op once it was reaped.
+    /// Kills a relay still running (a run that ended early), and removes its config directory.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -376,7 +377,7 @@ fn start_relay(cfg: &Config, ports: Ports) -> Result<RelayProc, String> {
     die_with_parent(&mut cmd);
     let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", cfg.relay_bin.display()))?;
     let pid = child.id();
-    Ok(RelayProc { child, pid, _dir: dir })
+    Ok(RelayProc { child, pid, dir })
 }
 
 /// An ingestor process and how to start it again.
