@@ -27,6 +27,8 @@
 //! [`Flavor`]); `BENCH_RT=current` or `BENCH_RT=multi` overrides it, `BENCH_WORKERS=N` sets the
 //! multi-thread runtime's workers (default 2).
 
+pub mod soak;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
