@@ -40,11 +40,12 @@ const TRANSMIT_HIGH: usize = 512 << 10;
 const MAX_IOVECS: usize = 256;
 /// Rounds of work per poll before yielding to other tasks.
 const ROUNDS_PER_POLL: usize = 16;
-/// Events decoded per poll before yielding to other tasks. While tasks stay ready, a runtime polls
-/// its timers and I/O only every so many task polls (tokio: 61), so one connection's poll must stay
-/// short whatever its peer sends: with 16 rounds of 1,024 events, a peer streaming SUBSCRIBEs kept
-/// a current-thread proxy from seeing another subscriber's I/O for seconds (issue 15).
-const POLL_EVENT_BUDGET: usize = 256;
+/// Events decoded per poll before yielding to other tasks: one decode batch. While tasks stay
+/// ready, a runtime polls its timers and I/O only every so many task polls (tokio: 61), so one
+/// connection's poll must stay short whatever its peer sends: with 16 rounds of 1,024 events, a
+/// peer streaming SUBSCRIBEs kept a current-thread proxy from seeing another subscriber's I/O for
+/// seconds (issue 15). One batch per poll keeps the per-lock batching of messages as it was.
+const POLL_EVENT_BUDGET: usize = DECODE_BATCH;
 /// How long a closing connection may take to flush its last bytes (an ERROR) to a peer not reading.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
