@@ -71,7 +71,8 @@ cargo +nightly fuzz build "${fuzz_flags[@]}"
 # Each target starts from the committed, minimised corpus (fuzz/corpus/<target>/, grown by
 # scripts/fuzz-campaign.sh and scripts/fuzz-corpus-update.sh), so the coverage reached by earlier
 # campaigns is where every CI run begins. libFuzzer writes its new inputs into the first directory:
-# a copy under fuzz/target/, so that a run never changes the repository; the seeds are read in place.
+# a copy under fuzz/target/, so that a run never changes the repository; the seeds (and
+# fuzz/regressions/<target>/) are read in place.
 # A crash leaves its input in fuzz/artifacts/<target>/.
 log_dir="fuzz/target/test-all-logs"
 ci_corpus="fuzz/target/ci-corpus"
@@ -90,9 +91,13 @@ for t in "${targets[@]}"; do
     fi
     read -r committed_files _ < <(corpus_size "$corpus")
     dirs=("$corpus")
-    if [[ -d "fuzz/seeds/$t" ]]; then
-        dirs+=("fuzz/seeds/$t")
-    fi
+    # Seeds, and inputs that once crashed the target (replayed first thing: libFuzzer runs every
+    # corpus input before it mutates).
+    for d in "fuzz/seeds/$t" "fuzz/regressions/$t"; do
+        if [[ -d "$d" ]]; then
+            dirs+=("$d")
+        fi
+    done
     log="$log_dir/$t.log"
     if cargo +nightly fuzz run "${fuzz_flags[@]}" "$t" "${dirs[@]}" -- \
         -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len="$(max_len_for "$t")" \
