@@ -7,8 +7,9 @@
 #   ZMTP_PYTHON   python with pyzmq for the interop tests (default: the .venv made by
 #                 scripts/ensure-pyzmq.sh)
 #
-# Installs when missing: pyzmq into .venv, iptables (apt-get, as root), cargo-fuzz (cargo install), the
-# nightly toolchain (rustup).
+# Installs when missing: pyzmq into .venv, iptables (apt-get, as root), cargo-fuzz (cargo install; the
+# version pinned in scripts/fuzz-common.sh, replacing another installed version), the nightly
+# toolchain (rustup).
 set -euo pipefail
 
 export CI=true
@@ -65,37 +66,26 @@ if [[ "$FUZZ_SECONDS" == 0 ]]; then
 fi
 
 section "4/4 fuzzing: ${FUZZ_SECONDS}s per target"
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
-    echo "test-all: installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
-fi
-if ! rustup toolchain list | grep -q '^nightly'; then
-    echo "test-all: installing the nightly toolchain"
-    rustup toolchain install nightly --profile minimal
-fi
+# The pinned cargo-fuzz (scripts/fuzz-common.sh), the build flags, the targets and their -max_len.
+# shellcheck source=scripts/fuzz-common.sh
+source scripts/fuzz-common.sh
+ensure_cargo_fuzz
+cargo fuzz --version
 
-targets=()
-for f in fuzz/fuzz_targets/*.rs; do
-    targets+=("$(basename "$f" .rs)")
-done
+mapfile -t targets < <(fuzz_targets)
 echo "targets: ${targets[*]}"
 
 # Built once up front (release, debug assertions, AddressSanitizer), so the time below is fuzzing.
-fuzz_flags=(--debug-assertions)
 cargo +nightly fuzz build "${fuzz_flags[@]}"
 
-max_len_for() {
-    case "$1" in
-        greeting) echo 128 ;;
-        command | metadata) echo 8192 ;;
-        config_toml) echo 4096 ;;
-        z85) echo 1024 ;;
-        zap_reply) echo 4096 ;;
-        *) echo 65536 ;;
-    esac
-}
-
+# Each target starts from the committed, minimised corpus (fuzz/corpus/<target>/, grown by
+# scripts/fuzz-campaign.sh and scripts/fuzz-corpus-update.sh), so the coverage reached by earlier
+# campaigns is where every CI run begins. libFuzzer writes its new inputs into the first directory:
+# a copy under fuzz/target/, so that a run never changes the repository; the seeds (and
+# fuzz/regressions/<target>/) are read in place.
+# A crash leaves its input in fuzz/artifacts/<target>/.
 log_dir="fuzz/target/test-all-logs"
+ci_corpus="fuzz/target/ci-corpus"
 mkdir -p "$log_dir"
 failed=()
 passed=0
@@ -103,13 +93,23 @@ summary=()
 for t in "${targets[@]}"; do
     echo
     echo "---- fuzz target: $t ----"
-    corpus="fuzz/corpus/$t"
+    corpus="$ci_corpus/$t"
+    rm -rf "$corpus"
     mkdir -p "$corpus" "fuzz/artifacts/$t"
-    if [[ -d "fuzz/seeds/$t" ]]; then
-        cp -n fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true
+    if [[ -d "fuzz/corpus/$t" ]]; then
+        find "fuzz/corpus/$t" -maxdepth 1 -type f -exec cp -t "$corpus" {} +
     fi
+    read -r committed_files _ < <(corpus_size "$corpus")
+    dirs=("$corpus")
+    # Seeds, and inputs that once crashed the target (replayed first thing: libFuzzer runs every
+    # corpus input before it mutates).
+    for d in "fuzz/seeds/$t" "fuzz/regressions/$t"; do
+        if [[ -d "$d" ]]; then
+            dirs+=("$d")
+        fi
+    done
     log="$log_dir/$t.log"
-    if cargo +nightly fuzz run "${fuzz_flags[@]}" "$t" "$corpus" -- \
+    if cargo +nightly fuzz run "${fuzz_flags[@]}" "$t" "${dirs[@]}" -- \
         -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len="$(max_len_for "$t")" \
         -timeout=20 -print_final_stats=1 >"$log" 2>&1; then
         passed=$((passed + 1))
@@ -129,12 +129,15 @@ for t in "${targets[@]}"; do
     # libFuzzer's closing lines: '#N DONE cov: ... exec/s: ...' and 'Done N runs in S second(s)'.
     grep -E '^#[0-9]+[[:space:]]+DONE|^Done [0-9]+ runs' "$log" || true
     done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n1 || true)"
-    summary+=("$(printf '%-16s %s' "$t" "${done_line:-no DONE line (crashed or did not start)}")")
+    read -r now_files _ < <(corpus_size "$corpus")
+    summary+=("$(printf '%-16s %s (corpus %d + %d new)' "$t" "${done_line:-no DONE line (crashed or did not start)}" \
+        "$committed_files" "$((now_files - committed_files))")")
 done
 
 section "fuzzing summary"
 printf '%s\n' "${summary[@]}"
 echo "fuzz: ${passed} passed, ${#failed[@]} failed"
+echo "fuzz: new inputs are in $ci_corpus/<target>/; scripts/fuzz-corpus-update.sh merges them into fuzz/corpus/"
 if ((${#failed[@]} > 0)); then
     echo "test-all: fuzz targets failed: ${failed[*]} (artifacts in fuzz/artifacts/<target>/)" >&2
     exit 1
