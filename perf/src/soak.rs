@@ -54,6 +54,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zmtp::proto::loopback::null_peer_opening;
+use zmtp::proto::{SocketType as WireType, Version};
 use zmtp::{Msg, Options, Socket, SocketType};
 
 /// Everything a soak run needs.
@@ -691,19 +693,6 @@ fn greeting(mechanism: &[u8], revision: u8) -> Vec<u8> {
     g
 }
 
-/// A NULL READY command with `Socket-Type`.
-fn ready(socket_type: &str) -> Vec<u8> {
-    let mut body = vec![5];
-    body.extend_from_slice(b"READY");
-    body.push(11);
-    body.extend_from_slice(b"Socket-Type");
-    body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
-    body.extend_from_slice(socket_type.as_bytes());
-    let mut c = vec![0x04, body.len() as u8];
-    c.extend_from_slice(&body);
-    c
-}
-
 /// Some junk bytes from a small xorshift of `seed`.
 fn junk(seed: u64, n: usize) -> Vec<u8> {
     let mut x = seed | 1;
@@ -735,10 +724,10 @@ async fn closed_by_peer(s: &mut tokio::net::TcpStream, limit: Duration) -> bool 
 async fn hostile_one(n: u64, ports: Ports, stats: Arc<Stats>) {
     let first_variant = n / 12 % 2 == 0;
     let (port, peer_type) = match n / 3 % 4 {
-        0 => (ports.client, "DEALER"),
-        1 => (ports.work, "SUB"),
-        2 => (ports.response, "DEALER"),
-        _ => (ports.md, "SUB"),
+        0 => (ports.client, WireType::Dealer),
+        1 => (ports.work, WireType::Sub),
+        2 => (ports.response, WireType::Dealer),
+        _ => (ports.md, WireType::Sub),
     };
     let Ok(mut s) = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await else {
         stats.hostile_connect_failed.fetch_add(1, Ordering::Relaxed);
@@ -767,8 +756,7 @@ async fn hostile_one(n: u64, ports: Ports, stats: Arc<Stats>) {
         }
         _ => {
             // A valid handshake, a partial frame (header says 255 bytes, 10 follow), then RST.
-            let mut bytes = greeting(b"NULL", 1);
-            bytes.extend_from_slice(&ready(peer_type));
+            let bytes = null_peer_opening(peer_type, Version::V3_1);
             let _ = s.write_all(&bytes).await;
             let mut buf = [0u8; 256];
             let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await;
@@ -1486,7 +1474,7 @@ mod tests {
 
     /// The hostile peers' valid parts must be valid, or "partial frame then RST" would test a bad
     /// greeting instead: RFC 23 greeting (64 octets, signature, version 3.1, mechanism padded to 20)
-    /// and a READY command whose size octet matches its body.
+    /// (the READY that follows it is the library's `null_peer_opening`).
     #[test]
     fn greeting_and_ready_are_well_formed() {
         let g = greeting(b"NULL", 1);
@@ -1494,11 +1482,6 @@ mod tests {
         assert_eq!((g[0], g[9], g[10], g[11]), (0xFF, 0x7F, 3, 1));
         assert_eq!(&g[12..16], b"NULL");
         assert!(g[16..32].iter().all(|&b| b == 0));
-        let r = ready("DEALER");
-        assert_eq!(r[0], 0x04);
-        assert_eq!(usize::from(r[1]), r.len() - 2);
-        assert_eq!(&r[2..8], b"\x05READY");
-        assert!(r.ends_with(b"Socket-Type\x00\x00\x00\x06DEALER"));
     }
 
     /// Duplicate detection relies on the sequence number at the end of the request id.
