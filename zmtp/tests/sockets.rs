@@ -225,6 +225,31 @@ async fn router_handover_moves_identity_to_new_connection() {
 }
 
 #[tokio::test]
+async fn router_tells_the_peer_address_of_a_routing_id() {
+    let router = Socket::new(SocketType::Router).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let dealer = Socket::new(SocketType::Dealer).unwrap();
+    dealer.connect(&ep).unwrap();
+    dealer.send(msg(&["hi"])).await.unwrap();
+    let got = recv_timeout(&router).await;
+    let id = got.frames()[0].clone();
+    assert_eq!(id[0], 0, "a generated id");
+    let address = router.peer_address(&id).expect("the peer's address");
+    let address: std::net::SocketAddr = address.parse().unwrap();
+    assert_eq!(address.ip(), std::net::Ipv4Addr::LOCALHOST);
+    assert_ne!(address.port(), 0);
+    assert_eq!(router.peer_address(b"nobody"), None);
+    assert_eq!(dealer.peer_address(b"x"), None, "not a ROUTER");
+    dealer.close().await;
+    // Gone with its connection.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while router.peer_address(&id).is_some() {
+        assert!(std::time::Instant::now() < deadline, "the address outlived the connection");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
 async fn router_without_handover_refuses_duplicate_identity() {
     let router = Socket::new(SocketType::Router).unwrap();
     let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();

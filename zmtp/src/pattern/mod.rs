@@ -112,6 +112,10 @@ pub trait Pattern: Send + fmt::Debug {
     fn detach(&mut self, peer: PeerId);
     /// The last message received from a detached peer has been taken: forget it entirely.
     fn forget(&mut self, _peer: PeerId) {}
+    /// The attached peer that holds `routing_id` (ROUTER); `None` for other types.
+    fn peer_of_routing_id(&self, _routing_id: &[u8]) -> Option<PeerId> {
+        None
+    }
     /// Decides where `msg` goes. Called only after [`Pattern::check_send`] passed.
     fn route(&mut self, msg: Msg, peers: &dyn PeerView) -> Route;
     /// Hands back the (now used) peer list of a [`Route::Fanout`], so the next fan-out can reuse its

@@ -282,6 +282,10 @@ impl Pattern for Router {
         self.by_peer.remove(&peer);
     }
 
+    fn peer_of_routing_id(&self, routing_id: &[u8]) -> Option<PeerId> {
+        self.by_id.get(routing_id).copied()
+    }
+
     fn route(&mut self, msg: Msg, peers: &dyn PeerView) -> Route {
         let mut frames = msg.into_frames();
         if frames.is_empty() {

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -83,6 +83,8 @@ struct Peer {
     gone: bool,
     /// Subscriptions and cancels to send to this peer (SUB, XSUB), coalesced per topic.
     commands: PendingCommands,
+    /// The remote address of the peer's connection (ROUTER only: [`Shared::peer_address`]).
+    address: Option<Arc<str>>,
 }
 
 impl Peer {
@@ -641,6 +643,20 @@ impl Shared {
         // an XPUB may have cancels of the departed subscriber to deliver.
         core.send_wakers.wake_all();
         core.recv_wakers.wake_all();
+    }
+
+    /// Records the remote address of `peer`'s connection (set at each handshake).
+    pub(crate) fn set_peer_address(&self, peer: PeerId, address: &str) {
+        if let Some(p) = self.lock().peers.get_mut(&peer) {
+            p.address = Some(Arc::from(address));
+        }
+    }
+
+    /// The remote address of the connection whose peer holds `routing_id` (ROUTER), if attached.
+    pub(crate) fn peer_address(&self, routing_id: &[u8]) -> Option<Arc<str>> {
+        let core = self.lock();
+        let peer = core.pattern.peer_of_routing_id(routing_id)?;
+        core.peers.get(&peer).and_then(|p| p.address.clone())
     }
 
     /// Whether `peer` still has unsent messages queued.

@@ -643,6 +643,10 @@ impl Driver<'_> {
                 id
             }
         };
+        if self.shared.socket_type == SocketType::Router {
+            // Once per connection, for `Socket::peer_address` (a relay keys clients by address).
+            self.shared.set_peer_address(peer, self.address);
+        }
         self.shared.set_connected(peer, true);
         let probes =
             matches!(self.shared.socket_type, SocketType::Router | SocketType::Dealer | SocketType::Req);

@@ -241,6 +241,16 @@ impl Socket {
         self.shared().with_subscriptions(|s| s.topics())
     }
 
+    /// The remote address of the connection whose peer holds `routing_id` (ROUTER; `None` for other
+    /// types, or when no connected peer holds that id): `ip:port` for a tcp connection it accepted,
+    /// `"ipc"` or `"inproc"` for those transports, the endpoint for one it connected. With
+    /// generated routing ids (a peer that sets none: REQ, most DEALERs) each connection gets a
+    /// fresh id, so an application that must recognise a peer across reconnections (a rate limit)
+    /// keys it by this address instead. One lock of the socket's state per call.
+    pub fn peer_address(&self, routing_id: &[u8]) -> Option<Arc<str>> {
+        self.shared().peer_address(routing_id)
+    }
+
     /// How many messages were dropped because their peer's queue was full: copies a PUB or XPUB
     /// did not queue to a subscriber (RFC 29: dropped, never blocking the publisher), and messages
     /// a ROUTER without `router_mandatory` did not queue to a peer (RFC 28). Always 0 for other
