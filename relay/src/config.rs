@@ -72,6 +72,23 @@ pub struct Config {
     pub market_data_pub_security: PortSecurityConfig,
     /// CURVE client settings of the upstream XSUB (`flink_market_data_curve_*` keys).
     pub upstream_security: UpstreamSecurityConfig,
+    /// Requests per second per client (`rate_limit_per_s`); 0 turns rate limiting off.
+    pub rate_limit_per_s: f64,
+    /// Requests a client may send at once (`rate_limit_burst`); 0 means one second's worth.
+    pub rate_limit_burst: u32,
+    /// Consecutive TIMEOUT/ERROR outcomes that open an exchange's circuit (`breaker_failures`); 0
+    /// turns breakers off.
+    pub breaker_failures: u32,
+    /// The window those failures must fall in (`breaker_window_secs`).
+    pub breaker_window: Duration,
+    /// How long an open circuit refuses before its probe (`breaker_open_secs`).
+    pub breaker_open: Duration,
+    /// Whether identical requests in flight share one upstream request (`coalesce_requests`).
+    pub coalesce_requests: bool,
+    /// How long an `OK` response is served from the cache (`cache_ttl_secs`); zero turns it off.
+    pub cache_ttl: Duration,
+    /// Most bytes the response cache holds (`cache_max_bytes`).
+    pub cache_max_bytes: u64,
 }
 
 /// The security settings of one role's bound port(s), as written in the file (paths, not yet read:
@@ -144,6 +161,14 @@ impl Default for Config {
             ingestor_security: PortSecurityConfig::default(),
             market_data_pub_security: PortSecurityConfig::default(),
             upstream_security: UpstreamSecurityConfig::default(),
+            rate_limit_per_s: 0.0,
+            rate_limit_burst: 0,
+            breaker_failures: 0,
+            breaker_window: Duration::from_secs(60),
+            breaker_open: Duration::from_secs(30),
+            coalesce_requests: false,
+            cache_ttl: Duration::ZERO,
+            cache_max_bytes: 64 << 20,
         }
     }
 }
@@ -215,6 +240,14 @@ const KEYS: &[&str] = &[
     "flink_market_data_curve_secret_key_file",
     "flink_market_data_curve_server_key",
     "flink_market_data_curve_server_cert_file",
+    "rate_limit_per_s",
+    "rate_limit_burst",
+    "breaker_failures",
+    "breaker_window_secs",
+    "breaker_open_secs",
+    "coalesce_requests",
+    "cache_ttl_secs",
+    "cache_max_bytes",
 ];
 
 impl Config {
@@ -309,6 +342,17 @@ impl Config {
                     }
                 }
             }
+            "rate_limit_per_s" => self.rate_limit_per_s = rate(key, value)?,
+            "rate_limit_burst" => self.rate_limit_burst = integer(key, value, 0, 1_000_000_000)? as u32,
+            "breaker_failures" => self.breaker_failures = integer(key, value, 0, 1_000_000)? as u32,
+            "breaker_window_secs" => self.breaker_window = seconds(key, value, false)?,
+            "breaker_open_secs" => self.breaker_open = seconds(key, value, false)?,
+            "coalesce_requests" => {
+                self.coalesce_requests =
+                    value.as_bool().ok_or_else(|| ConfigError::key(key, "expected true or false"))?
+            }
+            "cache_ttl_secs" => self.cache_ttl = seconds(key, value, true)?,
+            "cache_max_bytes" => self.cache_max_bytes = integer(key, value, 0, i64::MAX)? as u64,
             "flink_market_data_curve_secret_key_file" => {
                 self.upstream_security.curve_secret_key_file = path(key, value)?
             }
@@ -526,6 +570,19 @@ fn integer(key: &str, value: &toml::Value, min: i64, max: i64) -> Result<i64, Co
 
 fn port(key: &str, value: &toml::Value) -> Result<u16, ConfigError> {
     Ok(integer(key, value, 1, 65535)? as u16)
+}
+
+/// A rate per second, integer or float: 0 to 1e9.
+fn rate(key: &str, value: &toml::Value) -> Result<f64, ConfigError> {
+    let rate = match value {
+        toml::Value::Integer(n) => *n as f64,
+        toml::Value::Float(f) => *f,
+        other => return Err(ConfigError::key(key, format!("expected a number, got {}", other.type_str()))),
+    };
+    if !rate.is_finite() || !(0.0..=1e9).contains(&rate) {
+        return Err(ConfigError::key(key, format!("{rate} is not a rate from 0 to 1e9 per second")));
+    }
+    Ok(rate)
 }
 
 /// Seconds as an integer or a float: > 0, or >= 0 when `zero_allowed`; at most a year.
@@ -889,6 +946,40 @@ mod tests {
                 text.lines().any(|l| l.starts_with(&format!("{key} = "))),
                 "{key} is not in config.example.toml"
             );
+        }
+    }
+
+    #[test]
+    fn protection_keys_parse_and_errors_name_them() {
+        let c = Config::default();
+        assert_eq!((c.rate_limit_per_s, c.breaker_failures, c.coalesce_requests), (0.0, 0, false));
+        assert!(c.cache_ttl.is_zero());
+        let c = Config::from_toml(
+            "rate_limit_per_s = 2.5\nrate_limit_burst = 10\nbreaker_failures = 3\n\
+             breaker_window_secs = 5\nbreaker_open_secs = 0.5\ncoalesce_requests = true\n\
+             cache_ttl_secs = 1.5\ncache_max_bytes = 4096\n",
+        )
+        .unwrap();
+        assert_eq!((c.rate_limit_per_s, c.rate_limit_burst, c.breaker_failures), (2.5, 10, 3));
+        assert_eq!((c.breaker_window, c.breaker_open), (Duration::from_secs(5), Duration::from_millis(500)));
+        assert!(c.coalesce_requests);
+        assert_eq!((c.cache_ttl, c.cache_max_bytes), (Duration::from_millis(1500), 4096));
+        assert_eq!(Config::from_toml("rate_limit_per_s = 7").unwrap().rate_limit_per_s, 7.0);
+        for (text, key) in [
+            ("rate_limit_per_s = -1", "rate_limit_per_s"),
+            ("rate_limit_per_s = \"5\"", "rate_limit_per_s"),
+            ("rate_limit_per_s = nan", "rate_limit_per_s"),
+            ("rate_limit_burst = -1", "rate_limit_burst"),
+            ("rate_limit_burst = 1.5", "rate_limit_burst"),
+            ("breaker_failures = -1", "breaker_failures"),
+            ("breaker_window_secs = 0", "breaker_window_secs"),
+            ("breaker_open_secs = -3", "breaker_open_secs"),
+            ("coalesce_requests = 1", "coalesce_requests"),
+            ("cache_ttl_secs = -1", "cache_ttl_secs"),
+            ("cache_max_bytes = -1", "cache_max_bytes"),
+        ] {
+            let e = err(text);
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
         }
     }
 

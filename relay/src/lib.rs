@@ -22,6 +22,7 @@
 pub mod config;
 pub mod logging;
 pub mod market;
+pub mod protect;
 pub mod requests;
 pub mod security;
 
@@ -180,6 +181,7 @@ impl Relay {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stats {
         let Relay { config, clients, work, responses, market, refusals } = self;
         let market_task = market.start();
+        let protection = protect::Protect::new(&protect::ProtectSettings::from_config(&config));
         let mut server = Server {
             config,
             clients: clients.clone(),
@@ -192,6 +194,7 @@ impl Relay {
             drops: Drops::default(),
             refusals: Refusals::default(),
             stats: Stats::default(),
+            protect: protection,
         };
         tokio::pin!(shutdown);
         let mut drop_log = tokio::time::interval(logging::DROP_LOG_INTERVAL);
@@ -205,6 +208,7 @@ impl Relay {
                     server.drops.flush();
                     server.count_refusals();
                     server.refusals.flush();
+                    server.protect.tick(tokio::time::Instant::now());
                 }
                 msg = responses.recv() => match msg {
                     Ok(msg) => {
@@ -248,6 +252,7 @@ impl Relay {
         for (id, envelope) in pending {
             server.refuse(envelope, id, "UNAVAILABLE", "relay shutting down".into());
         }
+        server.protect.clear_flights();
         server.drops.flush();
         let close_all = async {
             tokio::join!(clients.close(), work.close(), responses.close(), market.close(market_task));
@@ -309,6 +314,8 @@ struct Server {
     drops: Drops,
     refusals: Refusals,
     stats: Stats,
+    /// Rate limits, circuit breakers, coalescing and the response cache (all off by default).
+    protect: protect::Protect,
 }
 
 impl Server {
@@ -324,13 +331,22 @@ impl Server {
             }
             Request::Good { envelope, request_id, prefix, ticker, params } => {
                 frames.truncate(envelope);
-                if self.pending.contains(&request_id) {
+                let now = tokio::time::Instant::now();
+                if let Some(reason) = self.protect.rate_limit(&frames, &self.clients, now) {
+                    self.refuse(frames, request_id, "RATE_LIMITED", reason);
+                } else if self.pending.contains(&request_id) {
                     self.refuse(frames, request_id, "DUPLICATE", "request_id already pending".into());
+                } else if let Some(data) = self.protect.cached(&ticker, &params, now) {
+                    self.answer_from_cache(frames, request_id, &data);
                 } else if self.pending.len() >= self.config.max_pending_requests {
                     self.refuse(frames, request_id, "OVERLOADED", "too many pending requests".into());
                 } else if self.work.has_subscriber(&prefix) != Some(true) {
                     let reason = format!("no ingestor serves {}", String::from_utf8_lossy(&prefix));
                     self.refuse(frames, request_id, "UNAVAILABLE", reason);
+                } else if let Some(reason) = self.protect.circuit_open(&prefix, now) {
+                    self.refuse(frames, request_id, "UNAVAILABLE", reason);
+                } else if self.protect.is_tracking() {
+                    self.forward_tracked(frames, request_id, prefix, ticker, params);
                 } else {
                     let work = vec![
                         prefix.clone(),
@@ -358,6 +374,9 @@ impl Server {
             let last = frames.get(2).map(|id| Id(id).to_string()).unwrap_or_default();
             return self.drop_message(DropKind::MalformedResponse, last);
         };
+        if self.protect.is_flight(request_id) {
+            return self.answer_flight(&frames, status);
+        }
         let Some(envelope) = self.pending.take(request_id) else {
             return self.drop_message(DropKind::ResponseNotPending, Id(request_id));
         };
@@ -371,6 +390,7 @@ impl Server {
     }
 
     fn time_out(&mut self, request_id: Bytes, envelope: Vec<Bytes>) {
+        self.flight_timed_out(&request_id);
         tracing::warn!(request_id = %Id(&request_id), "request timed out");
         self.stats.timed_out += 1;
         let reason = format!("no response within {:?}", self.config.request_timeout);
