@@ -89,7 +89,8 @@ pub struct Stats {
     pub answered: u64,
     /// Requests answered `TIMEOUT`.
     pub timed_out: u64,
-    /// Requests refused: `BAD_REQUEST`, `DUPLICATE`, `OVERLOADED`, `UNAVAILABLE` (shutdown included).
+    /// Requests refused: `BAD_REQUEST`, `DUPLICATE`, `OVERLOADED`, `UNAVAILABLE` (shutdown included),
+    /// `RATE_LIMITED`.
     pub refused: u64,
     /// Messages dropped, all kinds.
     pub dropped: u64,

@@ -249,11 +249,11 @@ mod tests {
         let mut c = cache(60, per * 3);
         let big = Bytes::from(vec![7u8; 1000]);
         for k in ["A:1", "A:2", "A:3"] {
-            c.insert(Key::copied(k.as_bytes(), b""), &[big.clone()], Instant::now());
+            c.insert(Key::copied(k.as_bytes(), b""), std::slice::from_ref(&big), Instant::now());
         }
         assert_eq!(c.counters().bytes, per * 3);
         assert!(c.get(&b("A:1"), &b(""), Instant::now()).is_some()); // A:2 is now the LRU
-        c.insert(Key::copied(b"A:4", b""), &[big.clone()], Instant::now());
+        c.insert(Key::copied(b"A:4", b""), std::slice::from_ref(&big), Instant::now());
         assert!(c.get(&b("A:2"), &b(""), Instant::now()).is_none());
         assert!(c.get(&b("A:1"), &b(""), Instant::now()).is_some());
         assert!(c.counters().bytes <= per * 3);
