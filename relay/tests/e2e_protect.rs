@@ -205,17 +205,18 @@ fn wait_for_probe(py: &mut Py, stem: &str) -> Vec<u8> {
     unreachable!()
 }
 
-/// 100 clients ask for the same (ticker, params) at once: the ingestor receives ONE work message
-/// (under a relay-made id), and each client gets the response under its own request_id. A request
-/// id already pending is still DUPLICATE.
+/// 100 clients (99 DEALERs and a REQ) ask for the same (ticker, params) at once: the ingestor
+/// receives ONE work message (under a relay-made id), and each client gets the response under its
+/// own request_id and envelope. A request id already pending is still DUPLICATE.
 #[test]
 fn coalescing_turns_100_identical_requests_into_one_upstream_request() {
     let mut relay = Relay::with(&[("coalesce_requests", "true"), ("request_timeout_secs", "60")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
-    for c in 0..100 {
+    for c in 0..99 {
         py.sock(&format!("c{c}"), "DEALER", "connect", &relay.client_ep(), &[]);
     }
+    py.sock("c99", "REQ", "connect", &relay.client_ep(), &[]);
     py.sync();
     let mark = relay.mark();
     let params = br#"{"period":"1m"}"#;
@@ -224,9 +225,10 @@ fn coalescing_turns_100_identical_requests_into_one_upstream_request() {
     let upstream = work_id(&work);
     assert!(upstream.starts_with(b"relay-"), "a relay-made upstream id: {work:?}");
     assert_eq!(&work[3..], &zmtp_interop::reprs(&[TICKER.as_bytes(), params])[..]);
-    for c in 1..100 {
+    for c in 1..99 {
         py.send(&format!("c{c}"), &dealer_req(format!("req-{c}").as_bytes(), TICKER.as_bytes(), params));
     }
+    py.send("c99", &body(b"req-99", TICKER.as_bytes(), params));
     // Every one has reached the relay (and joined) before the answer.
     let deadline = Instant::now() + STEP;
     while relay.count_log(mark, &["request coalesced"]) < 99 {
@@ -240,7 +242,7 @@ fn coalescing_turns_100_identical_requests_into_one_upstream_request() {
 
     py.send("ing_r", &response(&upstream, "OK", &[b"row-1", b"row-2"]));
     for c in 0..100 {
-        let r = parse_reply(&py.msg(&format!("c{c}")), true);
+        let r = parse_reply(&py.msg(&format!("c{c}")), c < 99);
         assert_eq!(r.id, format!("req-{c}").into_bytes(), "{r:?}");
         assert_eq!(r.status, "OK");
         assert_eq!(r.data, zmtp_interop::reprs(&[&b"row-1"[..], b"row-2"]));
