@@ -257,6 +257,20 @@ mod tests {
         assert!(l.allow(&a, now));
     }
 
+    /// Prints what a token costs; no timed assertion.
+    /// `cargo test --release -p relay --lib tokens_cost -- --nocapture`.
+    #[tokio::test(start_paused = true)]
+    async fn tokens_cost_o1_each() {
+        let mut l = RateLimiter::new(RateSettings::new(1e9, 0));
+        let keys: Vec<ClientKey> =
+            (0..50u8).map(|i| ClientKey::new(&[0, 0, 0, 0, i], Some("127.0.0.1:40000"))).collect();
+        let started = std::time::Instant::now();
+        let now = Instant::now();
+        let passed = (0..1_000_000).filter(|i| l.allow(&keys[i % 50], now)).count();
+        println!("1,000,000 tokens in {:?}", started.elapsed());
+        assert_eq!(passed, 1_000_000);
+    }
+
     #[test]
     fn generated_ids_are_keyed_by_ip() {
         let ip = "10.1.2.3".parse::<IpAddr>().unwrap();
