@@ -362,3 +362,46 @@ impl crate::Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn off_by_default_and_reconfigured_live_with_the_observer_told() {
+        let off = ProtectSettings::from_config(&Config::default());
+        let mut p = Protect::new(&off);
+        assert!(!p.is_tracking());
+        let prefix = Bytes::from_static(b"BINANCE:");
+        assert_eq!(p.circuit_open(&prefix, Instant::now()), None);
+        assert_eq!(p.cached(&Bytes::from_static(b"A:B"), &Bytes::new(), Instant::now()), None);
+        assert_eq!(p.counters(), ProtectCounters::default());
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        p.on_breaker_change(move |prefix, state| log.lock().unwrap().push((prefix.to_vec(), state)));
+        let config =
+            Config { breaker_failures: 1, breaker_open: Duration::from_secs(5), ..Config::default() };
+        p.reconfigure(&ProtectSettings::from_config(&config));
+        assert!(p.is_tracking());
+        p.record(&prefix, false, false, Instant::now());
+        assert_eq!(p.breaker_state(&prefix), BreakerState::Open);
+        assert_eq!(p.circuit_open(&prefix, Instant::now()).as_deref(), Some("circuit open for BINANCE:"));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(p.circuit_open(&prefix, Instant::now()), None, "the probe");
+        assert!(std::mem::take(&mut p.probe_admitted));
+        p.record(&prefix, true, true, Instant::now());
+        // Turning breakers off while one is open closes it, and the observer hears of it.
+        p.record(&prefix, false, false, Instant::now());
+        p.reconfigure(&off);
+        assert!(!p.is_tracking());
+        let states: Vec<BreakerState> = seen.lock().unwrap().iter().map(|(_, s)| *s).collect();
+        use BreakerState::*;
+        assert_eq!(states, [Open, HalfOpen, Closed, Open, Closed]);
+        assert_eq!(p.counters().circuit_refused, 1);
+    }
+}
