@@ -22,6 +22,7 @@
 pub mod config;
 pub mod logging;
 pub mod market;
+pub mod reload;
 pub mod requests;
 pub mod security;
 
@@ -34,8 +35,9 @@ use bytes::Bytes;
 use zmtp::proto::ProtocolError;
 use zmtp::{Error, HandshakeFailure, Msg, Options, SendError, Socket, SocketEventKind, SocketType};
 
-pub use config::{Config, ConfigError, ConfigSource, LogFormat};
+pub use config::{Config, ConfigError, ConfigSource, FileFormat, LogFormat};
 use logging::{DropKind, Drops, Id, PeerRole, RateLimit, RefusalCounters, Refusals};
+pub use reload::{ReloadOutcome, Reloader};
 pub use requests::PendingTable;
 use requests::{parse_request, parse_response, reply, Request, Status, TYPE_WORK};
 pub use security::{PortSecurity, Security};
@@ -118,6 +120,8 @@ pub struct Relay {
     responses: Socket,
     market: market::MarketData,
     refusals: Arc<RefusalCounters>,
+    reloader: Reloader,
+    live: tokio::sync::watch::Receiver<Arc<Config>>,
 }
 
 impl Relay {
@@ -172,13 +176,22 @@ impl Relay {
             watch_peers(socket, role, Refused::new(&refusals, counted, port_security.is_secured()));
         }
         let market = market::MarketData::bind(config, &base, security, &refusals).await?;
-        Ok(Relay { config: config.clone(), clients, work, responses, market, refusals })
+        let (reloader, live) = Reloader::new(config);
+        Ok(Relay { config: config.clone(), clients, work, responses, market, refusals, reloader, live })
+    }
+
+    /// A handle that changes the live settings of this relay while it runs (SIGHUP: see
+    /// [`reload`]).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves requests and market data until `shutdown` completes, then answers every pending request
     /// `UNAVAILABLE`, flushes for at most [`SHUTDOWN_LINGER`] and closes every socket.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stats {
-        let Relay { config, clients, work, responses, market, refusals } = self;
+        let Relay { config, clients, work, responses, market, refusals, reloader, mut live } = self;
+        // The request loop holds the receiver; the handle stays alive for as long as it runs.
+        let _reloader = reloader;
         let market_task = market.start();
         let mut server = Server {
             config,
@@ -200,6 +213,10 @@ impl Relay {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                Ok(()) = live.changed() => {
+                    let new = live.borrow_and_update().clone();
+                    server.config = Config::clone(&new);
+                }
                 _ = drop_log.tick() => {
                     server.count_publisher_drops();
                     server.drops.flush();
