@@ -310,3 +310,77 @@ fn fifty_megabytes_stream_through_flat_relay_memory() {
     assert!(grown < BOUND, "the relay's RSS grew by {grown} bytes streaming 50 MiB (bound {BOUND})");
     assert!(grown_hwm < BOUND, "the relay's peak RSS grew by {grown_hwm} bytes (bound {BOUND})");
 }
+
+/// A DEALER client that does not read while a stream outruns it: once a chunk cannot be queued
+/// (its queue is full: `high_water_mark = 4`, after the kernel's buffers) the stream ends for that
+/// client ("client too slow", logged), the rest is dropped and counted, and when it reads again it
+/// finds an unbroken run of chunks from the first, then `ERROR` "client too slow" (queued at the
+/// final, since its queue was full when the stream ended), never a stream with a hole in it.
+#[test]
+fn a_dealer_too_slow_for_its_stream_gets_an_unbroken_prefix_then_error() {
+    const CHUNK: usize = 1 << 20;
+    let mut relay = Relay::with(&[("high_water_mark", "4")]);
+    let mut py = Py::new();
+    add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
+    let mark = relay.mark();
+    // A raw ZMTP DEALER, so that nothing reads on its behalf.
+    let mut s = raw_connect(relay.client_port);
+    let mut rd = RawReader::new();
+    write_lossy(&mut s, &greeting(3, 1, b"NULL", false));
+    write_lossy(&mut s, &ready("DEALER"));
+    rd.greeting(&mut s, STEP).unwrap();
+    assert!(rd.frame(&mut s, STEP).unwrap().command, "READY");
+    write_lossy(&mut s, &frames_wire(&dealer_req(b"slow", b"BINANCE:BTC/USDT", b"")));
+    expect_work(&mut py, "ing", "BINANCE:", b"slow", "BINANCE:BTC/USDT", b"");
+
+    let mut sent = 0;
+    let send_chunk = |py: &mut Py, i: usize| {
+        let label = format!("part-{i:02}");
+        py.cmd(&format!(
+            "SEND ing_r 02:{}:{}:{}:z{CHUNK}",
+            hex(b"slow"),
+            hex(PARTIAL.as_bytes()),
+            hex(label.as_bytes())
+        ));
+    };
+    // Far more than the loopback buffers and 4 queued messages hold.
+    while sent < 40 {
+        send_chunk(&mut py, sent);
+        sent += 1;
+    }
+    relay.wait_log(mark, &["WARN", "stream ended", "request_id=slow", "reason=client too slow"], STEP);
+    send_chunk(&mut py, sent);
+    relay.wait_log(mark, &["dropped", "kind=stream ended"], STEP);
+
+    // The client reads again: chunks 0..k in order, nothing after the hole.
+    let mut got = 0;
+    let last = loop {
+        let msg = match rd.message(&mut s, Duration::from_secs(2)) {
+            Ok(m) => m,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                break None
+            }
+            Err(e) => panic!("read: {e}"),
+        };
+        assert_eq!(&msg[..3], &[b"".to_vec(), vec![RESPONSE], b"slow".to_vec()], "{:?}", &msg[..3]);
+        if msg[3] != PARTIAL.as_bytes() {
+            break Some(msg);
+        }
+        assert_eq!(msg[4], format!("part-{got:02}").as_bytes(), "chunk {got} in order");
+        assert_eq!(msg[5].len(), CHUNK);
+        got += 1;
+    };
+    assert!(got > 0 && got < 40, "an unbroken run of chunks, then the end: {got}");
+    println!("the slow client got chunks 0 to {} of 41 (1 MiB each), then ERROR", got - 1);
+    let error = match last {
+        Some(msg) => msg,
+        None => {
+            // The ERROR could not be queued when the stream ended: it goes at the final.
+            py.send("ing_r", &response(b"slow", "OK", &[]));
+            rd.message(&mut s, STEP).unwrap()
+        }
+    };
+    assert_eq!(error[3], b"ERROR", "{:?}", &error[..4]);
+    assert_eq!(error[4], b"client too slow");
+    assert!(rd.message(&mut s, QUIET).is_err(), "nothing after the ERROR");
+}
