@@ -159,6 +159,12 @@ impl Streams {
         self.waiters.is_empty()
     }
 
+    /// Whether the waiter `request_id` has had a chunk (its final is then not the whole response: a
+    /// response cache must not store it as one). O(1); free when no stream is in progress.
+    pub fn is_streaming(&self, request_id: &[u8]) -> bool {
+        !self.waiters.is_empty() && self.waiters.contains_key(request_id)
+    }
+
     /// Counts a chunk for a request that is not pending (the caller counts the drop kind).
     pub fn not_pending(&mut self) {
         self.counters.chunks_dropped += 1;
@@ -399,9 +405,11 @@ mod tests {
             s.forwarded(true);
         }
         assert_eq!(asked, 1, "the client type is asked once per stream");
+        assert!(s.is_streaming(b"id") && !s.is_streaming(b"other"));
         assert_eq!(s.assembling_bytes(), 0, "nothing held");
         assert_eq!(s.finish(b"id", &data(1, 10)), Final::AsIs);
         assert!(s.is_empty());
+        assert!(!s.is_streaming(b"id"));
         let c = s.counters();
         assert_eq!((c.chunks_received, c.chunks_forwarded, c.chunks_dropped), (3, 3, 0));
     }

@@ -505,7 +505,7 @@ mod tests {
         router.detach(3);
         assert_eq!(router.peer_socket_type(b"alice"), None);
         router.forget(3);
-        assert!(router.socket_types.get(&3).is_none());
+        assert!(!router.socket_types.contains_key(&3));
     }
 
     #[test]
