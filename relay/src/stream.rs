@@ -16,7 +16,7 @@
 //!
 //! A stream that ended early stays pending (so its `request_id` is still a `DUPLICATE`) until the
 //! final or the timeout; its later chunks and its final are dropped and counted
-//! ([`DropKind::StreamEnded`](crate::logging::DropKind::StreamEnded)).
+//! (`dropped kind="stream ended"`).
 //!
 //! [`Streams`] is the pure per-waiter state, keyed by the client's `request_id` (unique among pending
 //! requests); the `Server` hooks at the bottom (`Server::deliver_chunk`, `Server::deliver_final`)
