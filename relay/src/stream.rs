@@ -492,6 +492,114 @@ mod tests {
         assert_eq!(s.finish(b"x", &[b("d")]), Final::AsIs);
     }
 
+    /// Random sequences of chunks, ends, finals and abandons on a few waiters, against a model: the
+    /// bytes held always equal what the assembling waiters hold and never pass either cap, and every
+    /// assembled reply is exactly the chunks' frames then the final's.
+    #[test]
+    fn random_streams_match_a_model_and_stay_under_the_caps() {
+        #[derive(Clone)]
+        enum M {
+            Fwd,
+            Asm(Vec<Bytes>, u64),
+            Ended(bool),
+        }
+        let (max_response, max_total) = (2_000, 3_000);
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut s = Streams::new(max_response, max_total);
+        let mut model: HashMap<Vec<u8>, M> = HashMap::new();
+        for step in 0..20_000 {
+            let id = vec![b'a' + next(4) as u8];
+            let frames: Vec<Bytes> =
+                (0..next(3)).map(|_| Bytes::from(vec![step as u8; next(400) as usize])).collect();
+            match next(10) {
+                0..=5 => {
+                    let forward = next(2) == 0;
+                    let delivery = || if forward { Delivery::Forward } else { Delivery::Assemble };
+                    let got = s.chunk(&id, delivery, &frames);
+                    let held: u64 = model.values().map(|m| if let M::Asm(_, b) = m { *b } else { 0 }).sum();
+                    let entry = model.entry(id.clone()).or_insert_with(|| {
+                        if forward {
+                            M::Fwd
+                        } else {
+                            M::Asm(Vec::new(), 0)
+                        }
+                    });
+                    match entry {
+                        M::Fwd => assert_eq!(got, Chunk::Forward),
+                        M::Ended(_) => assert_eq!(got, Chunk::Dropped),
+                        M::Asm(held_frames, bytes) => {
+                            let size = cost(&frames);
+                            if *bytes + size > max_response || held + size > max_total {
+                                assert!(matches!(got, Chunk::End(_)), "{got:?}");
+                                *entry = M::Ended(false);
+                            } else {
+                                assert_eq!(got, Chunk::Held);
+                                held_frames.extend(frames.iter().cloned());
+                                *bytes += size;
+                            }
+                        }
+                    }
+                    if let (Chunk::Forward, 0) = (&got, next(4)) {
+                        s.end(&id, "client too slow".into());
+                        model.insert(id.clone(), M::Ended(false));
+                    }
+                }
+                6 => {
+                    if let Some(M::Ended(told)) = model.get_mut(&id) {
+                        s.told(&id);
+                        *told = true;
+                    }
+                }
+                7 | 8 => {
+                    let got = s.finish(&id, &frames);
+                    match model.remove(&id) {
+                        None | Some(M::Fwd) => assert_eq!(got, Final::AsIs),
+                        Some(M::Ended(told)) => {
+                            assert_eq!(got, Final::Ended((!told).then(|| "x".into())).map_reason(&got))
+                        }
+                        Some(M::Asm(mut held, bytes)) => {
+                            if bytes + cost(&frames) > max_response {
+                                assert!(matches!(got, Final::TooLarge(_)), "{got:?}");
+                            } else {
+                                held.extend(frames.iter().cloned());
+                                assert_eq!(got, Final::Assembled(held));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    let got = s.abandon(&id);
+                    match model.remove(&id) {
+                        Some(M::Ended(told)) => assert_eq!(got.map(|r| r.is_some()), Some(!told)),
+                        _ => assert_eq!(got, None),
+                    }
+                }
+            }
+            let held: u64 = model.values().map(|m| if let M::Asm(_, b) = m { *b } else { 0 }).sum();
+            assert_eq!(s.assembling_bytes(), held, "step {step}");
+            assert!(held <= max_total);
+            assert_eq!(s.len(), model.len());
+        }
+        let c = s.counters();
+        assert!(c.chunks_assembled > 100 && c.streams_ended > 100, "the caps were reached: {c:?}");
+    }
+
+    impl Final {
+        /// `self` with the reason of `other` when both are `Ended(Some(_))` (reasons vary by cap).
+        fn map_reason(self, other: &Final) -> Final {
+            match (self, other) {
+                (Final::Ended(Some(_)), Final::Ended(Some(r))) => Final::Ended(Some(r.clone())),
+                (this, _) => this,
+            }
+        }
+    }
+
     #[test]
     fn held_frames_are_copies() {
         let mut s = Streams::new(1 << 20, 1 << 20);
