@@ -62,6 +62,9 @@ pub struct Config {
     pub max_subscriptions_per_subscriber: usize,
     /// Largest ingestor response or market-data message accepted, in bytes.
     pub max_message_bytes: u64,
+    /// Bytes of streamed (`PARTIAL`) responses the relay may hold at once, across all requests,
+    /// while it assembles them for REQ clients (protocol 1.1).
+    pub max_assembly_bytes: u64,
     /// How long a peer may take to complete the ZMTP handshake.
     pub handshake_timeout: Duration,
     /// How often the relay PINGs each peer; `None` turns heartbeats off.
@@ -145,6 +148,7 @@ impl Default for Config {
             max_pending_requests: 100_000,
             max_subscriptions_per_subscriber: 100_000,
             max_message_bytes: 64 << 20,
+            max_assembly_bytes: 256 << 20,
             handshake_timeout: Duration::from_secs(30),
             heartbeat_interval: Some(Duration::from_secs(10)),
             heartbeat_timeout: Duration::from_secs(30),
@@ -288,6 +292,7 @@ impl Config {
                 10_000_000,
             )?,
             max_message_bytes: integer("max_message_bytes", f.max_message_bytes, 1024, i64::MAX)? as u64,
+            max_assembly_bytes: integer("max_assembly_bytes", f.max_assembly_bytes, 0, i64::MAX)? as u64,
             handshake_timeout: seconds("handshake_timeout_secs", f.handshake_timeout_secs, false)?,
             heartbeat_interval: (!heartbeat_interval.is_zero()).then_some(heartbeat_interval),
             heartbeat_timeout: seconds("heartbeat_timeout_secs", f.heartbeat_timeout_secs, false)?,
@@ -538,6 +543,7 @@ mod tests {
             high_water_mark = 1
             max_pending_requests = 2
             max_message_bytes = 1024
+            max_assembly_bytes = 0
             handshake_timeout_secs = 1
             heartbeat_interval_secs = 0
             heartbeat_timeout_secs = 5
@@ -563,6 +569,7 @@ mod tests {
             ("high_water_mark = 0", "high_water_mark"),
             ("high_water_mark = 10000001", "high_water_mark"),
             ("max_pending_requests = 0", "max_pending_requests"),
+            ("max_assembly_bytes = -1", "max_assembly_bytes"),
             ("flink_market_data_endpoint = \"flink:5557\"", "flink_market_data_endpoint"),
             ("flink_market_data_endpoint = \"tcp://*:5557\"", "flink_market_data_endpoint"),
             (

@@ -25,6 +25,7 @@ pub mod market;
 pub mod reload;
 pub mod requests;
 pub mod security;
+pub mod stream;
 
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
@@ -96,6 +97,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Peers refused at authentication, per role.
     pub auth_refused: AuthRefusals,
+    /// Streamed (`PARTIAL`) responses.
+    pub streams: stream::StreamCounters,
 }
 
 /// Peers refused at authentication (credentials refused, a CURVE handshake that fails on the keys, or
@@ -193,6 +196,7 @@ impl Relay {
         // The request loop holds the receiver; the handle stays alive for as long as it runs.
         let _reloader = reloader;
         let market_task = market.start();
+        let streams = stream::Streams::new(config.max_message_bytes, config.max_assembly_bytes);
         let mut server = Server {
             config,
             clients: clients.clone(),
@@ -202,6 +206,7 @@ impl Relay {
             refusal_counters: refusals,
             refusals_read: [0; 4],
             pending: PendingTable::new(),
+            streams,
             drops: Drops::default(),
             refusals: Refusals::default(),
             stats: Stats::default(),
@@ -263,6 +268,7 @@ impl Relay {
         server.count_publisher_drops();
         let pending: Vec<_> = server.pending.drain().collect();
         for (id, envelope) in pending {
+            let Some(envelope) = server.abandon_stream(&id, envelope) else { continue };
             server.refuse(envelope, id, "UNAVAILABLE", "relay shutting down".into());
         }
         server.drops.flush();
@@ -274,6 +280,7 @@ impl Relay {
         }
         server.count_refusals();
         server.refusals.flush();
+        server.stats.streams = server.streams.counters();
         let stats = server.stats;
         let auth = stats.auth_refused;
         tracing::info!(
@@ -288,6 +295,18 @@ impl Relay {
             auth_refused_upstream = auth.upstream,
             "stopped"
         );
+        let streams = stats.streams;
+        if streams.chunks_received + streams.chunks_dropped > 0 {
+            tracing::info!(
+                chunks_received = streams.chunks_received,
+                chunks_forwarded = streams.chunks_forwarded,
+                chunks_assembled = streams.chunks_assembled,
+                chunks_dropped = streams.chunks_dropped,
+                assembled_replies = streams.assembled_replies,
+                streams_ended = streams.streams_ended,
+                "streams"
+            );
+        }
         stats
     }
 }
@@ -323,6 +342,8 @@ struct Server {
     refusal_counters: Arc<RefusalCounters>,
     refusals_read: [u64; 4],
     pending: PendingTable,
+    /// Streamed responses in progress (protocol 1.1).
+    streams: stream::Streams,
     drops: Drops,
     refusals: Refusals,
     stats: Stats,
@@ -375,19 +396,20 @@ impl Server {
             let last = frames.get(2).map(|id| Id(id).to_string()).unwrap_or_default();
             return self.drop_message(DropKind::MalformedResponse, last);
         };
+        if status == Status::Partial {
+            return self.handle_chunk(request_id, &frames[4..]);
+        }
         let Some(envelope) = self.pending.take(request_id) else {
             return self.drop_message(DropKind::ResponseNotPending, Id(request_id));
         };
-        let status = match status {
-            Status::Ok => "OK",
-            Status::Error => "ERROR",
-        };
+        let status = status.as_str();
         tracing::info!(request_id = %Id(request_id), status = %status, "response received");
         self.stats.answered += 1;
-        self.send_reply(envelope, request_id.clone(), status, &frames[4..]);
+        self.deliver_final(envelope, request_id.clone(), status, &frames[4..]);
     }
 
     fn time_out(&mut self, request_id: Bytes, envelope: Vec<Bytes>) {
+        let Some(envelope) = self.abandon_stream(&request_id, envelope) else { return };
         tracing::warn!(request_id = %Id(&request_id), "request timed out");
         self.stats.timed_out += 1;
         let reason = format!("no response within {:?}", self.config.request_timeout);
@@ -401,12 +423,19 @@ impl Server {
     }
 
     /// Sends the reply `envelope… "" 0x08 request_id status rest…` without ever waiting: a full or
-    /// departed client loses it (counted).
-    fn send_reply(&mut self, envelope: Vec<Bytes>, request_id: Bytes, status: &'static str, rest: &[Bytes]) {
+    /// departed client loses it (counted). Whether it was queued.
+    fn send_reply(
+        &mut self,
+        envelope: Vec<Bytes>,
+        request_id: Bytes,
+        status: &'static str,
+        rest: &[Bytes],
+    ) -> bool {
         let frames = reply(envelope, request_id.clone(), status, rest);
         match self.clients.try_send(frames) {
             Ok(()) => {
-                tracing::info!(request_id = %Id(&request_id), status = %status, "response sent")
+                tracing::info!(request_id = %Id(&request_id), status = %status, "response sent");
+                return true;
             }
             Err(SendError { error: Error::HostUnreachable(_), .. }) => {
                 self.drop_message(DropKind::ClientGone, Id(&request_id))
@@ -418,6 +447,7 @@ impl Server {
                 tracing::warn!(request_id = %Id(&request_id), "reply not sent: {error}")
             }
         }
+        false
     }
 
     /// Counts what the two publishers dropped since the last call (a full ingestor or subscriber

@@ -117,6 +117,9 @@ pub enum DropKind {
     IngestorQueueFull,
     /// A market-data message to a subscriber whose queue is full.
     SubscriberQueueFull,
+    /// A chunk or final of a streamed response whose stream already ended for its client (too
+    /// large to assemble, or the client too slow): protocol 1.1.
+    StreamEnded,
 }
 
 impl DropKind {
@@ -132,6 +135,7 @@ impl DropKind {
             DropKind::ClientQueueFull => "client queue full",
             DropKind::IngestorQueueFull => "ingestor queue full",
             DropKind::SubscriberQueueFull => "subscriber queue full",
+            DropKind::StreamEnded => "stream ended",
         }
     }
 }
