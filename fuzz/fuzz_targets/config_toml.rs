@@ -1,14 +1,19 @@
-//! The relay's configuration parser on arbitrary text.
+//! The relay's configuration parser on arbitrary text, read as TOML and as YAML (the same keys).
 //!
 //! Invariants: never panics; an accepted configuration has four distinct non-zero ports, positive
 //! timeouts and a high-water mark of 1 to 10,000,000; a refusal names a key or says why.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relay::Config;
+use relay::{Config, FileFormat};
 
 fuzz_target!(|text: &str| {
-    match Config::from_toml(text) {
+    check(Config::parse(text, FileFormat::Toml));
+    check(Config::parse(text, FileFormat::Yaml));
+});
+
+fn check(parsed: Result<Config, relay::ConfigError>) {
+    match parsed {
         Ok(config) => {
             let ports = config.ports();
             for (i, (_, port)) in ports.iter().enumerate() {
@@ -21,4 +26,4 @@ fuzz_target!(|text: &str| {
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
-});
+}

@@ -5,7 +5,8 @@
 //!   (envelope of 0 to 32 non-empty frames then the delimiter, type 0x07, request_id 1 to 64 bytes, a UTF-8
 //!   ticker of at most 256 bytes whose prefix ends at its first `:` with something on both sides, params at
 //!   most 64 KiB); a `Bad` one echoes a request_id of at most 64 bytes, and a reason;
-//! - `parse_response` accepts exactly the messages with type 0x02 and status `OK` or `ERROR`.
+//! - `parse_response` accepts exactly the messages with type 0x02 and status `OK`, `ERROR` or `PARTIAL`
+//!   (protocol 1.1), byte for byte.
 #![no_main]
 
 use bytes::Bytes;
@@ -48,6 +49,6 @@ fuzz_target!(|parts: Vec<Vec<u8>>| {
     }
     let valid = frames.len() >= 4
         && frames[1][..] == [0x02]
-        && (frames[3][..] == *b"OK" || frames[3][..] == *b"ERROR");
+        && (frames[3][..] == *b"OK" || frames[3][..] == *b"ERROR" || frames[3][..] == *b"PARTIAL");
     assert_eq!(parse_response(&frames).is_some(), valid);
 });

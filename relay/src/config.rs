@@ -19,8 +19,14 @@ use zmtp::{CurvePublicKey, Endpoint};
 
 use crate::security::Security;
 
+mod file;
+
+pub(crate) use file::ConfigFile;
+pub use file::FileFormat;
+
 /// How log lines are written to stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable text, one event per line.
     Text,
@@ -56,6 +62,9 @@ pub struct Config {
     pub max_subscriptions_per_subscriber: usize,
     /// Largest ingestor response or market-data message accepted, in bytes.
     pub max_message_bytes: u64,
+    /// Bytes of streamed (`PARTIAL`) responses the relay may hold at once, across all requests,
+    /// while it assembles them for REQ clients (protocol 1.1).
+    pub max_assembly_bytes: u64,
     /// How long a peer may take to complete the ZMTP handshake.
     pub handshake_timeout: Duration,
     /// How often the relay PINGs each peer; `None` turns heartbeats off.
@@ -64,6 +73,9 @@ pub struct Config {
     pub heartbeat_timeout: Duration,
     /// Text or JSON log lines.
     pub log_format: LogFormat,
+    /// The log filter (`RUST_LOG` syntax, e.g. `relay=debug,zmtp=warn`); `None` leaves it to
+    /// `RUST_LOG` or the default. Changes live on SIGHUP.
+    pub log_level: Option<String>,
     /// Security of the client ROUTER (`client_*` keys).
     pub client_security: PortSecurityConfig,
     /// Security of the two ingestor ports, work and responses (`ingestor_*` keys).
@@ -153,10 +165,12 @@ impl Default for Config {
             max_pending_requests: 100_000,
             max_subscriptions_per_subscriber: 100_000,
             max_message_bytes: 64 << 20,
+            max_assembly_bytes: 256 << 20,
             handshake_timeout: Duration::from_secs(30),
             heartbeat_interval: Some(Duration::from_secs(10)),
             heartbeat_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
+            log_level: None,
             client_security: PortSecurityConfig::default(),
             ingestor_security: PortSecurityConfig::default(),
             market_data_pub_security: PortSecurityConfig::default(),
@@ -208,70 +222,43 @@ pub enum ConfigSource {
     Defaults,
 }
 
-const KEYS: &[&str] = &[
-    "bind_address",
-    "client_request_port",
-    "market_data_pub_port",
-    "ingestor_work_port",
-    "ingestor_response_port",
-    "flink_market_data_endpoint",
-    "flink_market_data_bind",
-    "request_timeout_secs",
-    "high_water_mark",
-    "max_pending_requests",
-    "max_subscriptions_per_subscriber",
-    "max_message_bytes",
-    "handshake_timeout_secs",
-    "heartbeat_interval_secs",
-    "heartbeat_timeout_secs",
-    "log_format",
-    "client_curve_secret_key_file",
-    "client_curve_allowed_certs_dir",
-    "client_curve_allow_any_key",
-    "client_plain_password_file",
-    "ingestor_curve_secret_key_file",
-    "ingestor_curve_allowed_certs_dir",
-    "ingestor_curve_allow_any_key",
-    "ingestor_plain_password_file",
-    "market_data_pub_curve_secret_key_file",
-    "market_data_pub_curve_allowed_certs_dir",
-    "market_data_pub_curve_allow_any_key",
-    "market_data_pub_plain_password_file",
-    "flink_market_data_curve_secret_key_file",
-    "flink_market_data_curve_server_key",
-    "flink_market_data_curve_server_cert_file",
-    "rate_limit_per_s",
-    "rate_limit_burst",
-    "breaker_failures",
-    "breaker_window_secs",
-    "breaker_open_secs",
-    "coalesce_requests",
-    "cache_ttl_secs",
-    "cache_max_bytes",
-];
-
 impl Config {
-    /// Reads `path`; a file that does not exist gives the defaults ([`ConfigSource::Defaults`]). A file
-    /// that exists but cannot be read is an error.
-    pub fn load(path: &Path) -> Result<(Config, ConfigSource), ConfigError> {
+    /// Reads the file at `path`, TOML or YAML by its extension ([`FileFormat::of`]). A file that does
+    /// not exist gives the defaults ([`ConfigSource::Defaults`]) only when `may_be_absent` (the
+    /// default path); a path the operator named must exist.
+    ///
+    /// # Errors
+    /// A missing file that was named, an unreadable file, a syntax error, an unknown key, a wrong
+    /// type or a bad value: a [`ConfigError`] naming the key where there is one.
+    pub fn load(path: &Path, may_be_absent: bool) -> Result<(Config, ConfigSource), ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok((Config::from_toml(&text)?, ConfigSource::File)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(text) => Ok((Config::parse(&text, FileFormat::of(path))?, ConfigSource::File)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_be_absent => {
                 Ok((Config::default(), ConfigSource::Defaults))
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError {
+                key: None,
+                reason: format!(
+                    "no file at {} (CONFIG_PATH names it; unset CONFIG_PATH to run on defaults)",
+                    path.display()
+                ),
+            }),
             Err(e) => Err(ConfigError { key: None, reason: format!("cannot read {}: {e}", path.display()) }),
         }
     }
 
     /// Every key a configuration file may set.
-    pub fn keys() -> &'static [&'static str] {
-        KEYS
+    pub fn keys() -> Vec<String> {
+        ConfigFile::keys()
     }
 
     /// Reads the key and certificate files the security keys name, and checks them: a file that is
     /// missing or unreadable, a secret file readable or writable by group or others, a certificate
     /// directory that does not load or holds no certificate, a password file with a bad line or no
     /// user are errors naming the key. Called at start, before anything is bound.
+    ///
+    /// # Errors
+    /// The first file that cannot be used, naming its key.
     pub fn security(&self) -> Result<Security, ConfigError> {
         Security::load(self)
     }
@@ -286,112 +273,93 @@ impl Config {
         }
     }
 
-    /// Parses and validates a configuration file's text.
+    /// Parses and validates a TOML configuration file's text.
+    ///
+    /// # Errors
+    /// As [`Config::parse`].
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
-            key: None,
-            reason: format!("TOML syntax error: {e}"),
-        })?;
-        let mut config = Config::default();
-        for (key, value) in &table {
-            if !KEYS.contains(&key.as_str()) {
-                return Err(ConfigError::key(key, "unknown key"));
-            }
-            config.set(key, value)?;
-        }
+        Config::parse(text, FileFormat::Toml)
+    }
+
+    /// Parses and validates a configuration file's text (TOML, or YAML with the same keys).
+    ///
+    /// # Errors
+    /// A syntax error (no key), an unknown key, a wrong type, a value out of range or keys that
+    /// contradict each other: a [`ConfigError`] naming the key.
+    pub fn parse(text: &str, format: FileFormat) -> Result<Config, ConfigError> {
+        let config = Config::from_file(ConfigFile::parse(text, format)?)?;
         config.validate()?;
         Ok(config)
     }
 
-    fn set(&mut self, key: &str, value: &toml::Value) -> Result<(), ConfigError> {
-        match key {
-            "bind_address" => self.bind_address = string(key, value)?,
-            "client_request_port" => self.client_request_port = port(key, value)?,
-            "market_data_pub_port" => self.market_data_pub_port = port(key, value)?,
-            "ingestor_work_port" => self.ingestor_work_port = port(key, value)?,
-            "ingestor_response_port" => self.ingestor_response_port = port(key, value)?,
-            "flink_market_data_endpoint" => self.flink_market_data_endpoint = string(key, value)?,
-            "flink_market_data_bind" => {
-                self.flink_market_data_bind =
-                    value.as_bool().ok_or_else(|| ConfigError::key(key, "expected true or false"))?
-            }
-            "request_timeout_secs" => self.request_timeout = seconds(key, value, false)?,
-            "high_water_mark" => self.high_water_mark = integer(key, value, 1, 10_000_000)? as usize,
-            "max_pending_requests" => {
-                self.max_pending_requests = integer(key, value, 1, u32::MAX as i64)? as usize
-            }
-            "max_subscriptions_per_subscriber" => {
-                self.max_subscriptions_per_subscriber = integer(key, value, 1, 10_000_000)? as usize
-            }
-            "max_message_bytes" => self.max_message_bytes = integer(key, value, 1024, i64::MAX)? as u64,
-            "handshake_timeout_secs" => self.handshake_timeout = seconds(key, value, false)?,
-            "heartbeat_interval_secs" => {
-                let interval = seconds(key, value, true)?;
-                self.heartbeat_interval = (!interval.is_zero()).then_some(interval);
-            }
-            "heartbeat_timeout_secs" => self.heartbeat_timeout = seconds(key, value, false)?,
-            "log_format" => {
-                self.log_format = match string(key, value)?.as_str() {
-                    "text" => LogFormat::Text,
-                    "json" => LogFormat::Json,
-                    other => {
-                        return Err(ConfigError::key(
-                            key,
-                            format!("expected \"text\" or \"json\", got {other:?}"),
-                        ))
-                    }
-                }
-            }
-            "rate_limit_per_s" => self.rate_limit_per_s = rate(key, value)?,
-            "rate_limit_burst" => self.rate_limit_burst = integer(key, value, 0, 1_000_000_000)? as u32,
-            "breaker_failures" => self.breaker_failures = integer(key, value, 0, 1_000_000)? as u32,
-            "breaker_window_secs" => self.breaker_window = seconds(key, value, false)?,
-            "breaker_open_secs" => self.breaker_open = seconds(key, value, false)?,
-            "coalesce_requests" => {
-                self.coalesce_requests =
-                    value.as_bool().ok_or_else(|| ConfigError::key(key, "expected true or false"))?
-            }
-            "cache_ttl_secs" => self.cache_ttl = seconds(key, value, true)?,
-            "cache_max_bytes" => self.cache_max_bytes = integer(key, value, 0, i64::MAX)? as u64,
-            "flink_market_data_curve_secret_key_file" => {
-                self.upstream_security.curve_secret_key_file = path(key, value)?
-            }
-            "flink_market_data_curve_server_cert_file" => {
-                self.upstream_security.curve_server_cert_file = path(key, value)?
-            }
-            "flink_market_data_curve_server_key" => {
-                let text = string(key, value)?;
-                self.upstream_security.curve_server_key =
-                    if text.is_empty() { None } else { Some(server_key(key, &text)?) };
-            }
-            _ => return self.set_port_security(key, value),
-        }
-        Ok(())
+    /// The checked settings of a file's keys (each value on its own; [`Config::validate`] checks
+    /// them against each other).
+    fn from_file(f: ConfigFile) -> Result<Config, ConfigError> {
+        let port = |key: &str, n: i64| integer(key, n, 1, 65535).map(|n| n as u16);
+        let count = |key: &str, n: i64, min: i64, max: i64| integer(key, n, min, max).map(|n| n as usize);
+        let heartbeat_interval = seconds("heartbeat_interval_secs", f.heartbeat_interval_secs, true)?;
+        let server_key_text = f.flink_market_data_curve_server_key.as_str();
+        Ok(Config {
+            bind_address: f.bind_address,
+            client_request_port: port("client_request_port", f.client_request_port)?,
+            market_data_pub_port: port("market_data_pub_port", f.market_data_pub_port)?,
+            ingestor_work_port: port("ingestor_work_port", f.ingestor_work_port)?,
+            ingestor_response_port: port("ingestor_response_port", f.ingestor_response_port)?,
+            flink_market_data_endpoint: f.flink_market_data_endpoint,
+            flink_market_data_bind: f.flink_market_data_bind,
+            request_timeout: seconds("request_timeout_secs", f.request_timeout_secs, false)?,
+            high_water_mark: count("high_water_mark", f.high_water_mark, 1, 10_000_000)?,
+            max_pending_requests: count("max_pending_requests", f.max_pending_requests, 1, u32::MAX.into())?,
+            max_subscriptions_per_subscriber: count(
+                "max_subscriptions_per_subscriber",
+                f.max_subscriptions_per_subscriber,
+                1,
+                10_000_000,
+            )?,
+            max_message_bytes: integer("max_message_bytes", f.max_message_bytes, 1024, i64::MAX)? as u64,
+            max_assembly_bytes: integer("max_assembly_bytes", f.max_assembly_bytes, 0, i64::MAX)? as u64,
+            handshake_timeout: seconds("handshake_timeout_secs", f.handshake_timeout_secs, false)?,
+            heartbeat_interval: (!heartbeat_interval.is_zero()).then_some(heartbeat_interval),
+            heartbeat_timeout: seconds("heartbeat_timeout_secs", f.heartbeat_timeout_secs, false)?,
+            log_format: f.log_format,
+            log_level: log_level(f.log_level)?,
+            client_security: PortSecurityConfig {
+                curve_secret_key_file: path(f.client_curve_secret_key_file),
+                curve_allowed_certs_dir: path(f.client_curve_allowed_certs_dir),
+                curve_allow_any_key: f.client_curve_allow_any_key,
+                plain_password_file: path(f.client_plain_password_file),
+            },
+            ingestor_security: PortSecurityConfig {
+                curve_secret_key_file: path(f.ingestor_curve_secret_key_file),
+                curve_allowed_certs_dir: path(f.ingestor_curve_allowed_certs_dir),
+                curve_allow_any_key: f.ingestor_curve_allow_any_key,
+                plain_password_file: path(f.ingestor_plain_password_file),
+            },
+            market_data_pub_security: PortSecurityConfig {
+                curve_secret_key_file: path(f.market_data_pub_curve_secret_key_file),
+                curve_allowed_certs_dir: path(f.market_data_pub_curve_allowed_certs_dir),
+                curve_allow_any_key: f.market_data_pub_curve_allow_any_key,
+                plain_password_file: path(f.market_data_pub_plain_password_file),
+            },
+            upstream_security: UpstreamSecurityConfig {
+                curve_secret_key_file: path(f.flink_market_data_curve_secret_key_file),
+                curve_server_key: if server_key_text.is_empty() {
+                    None
+                } else {
+                    Some(server_key("flink_market_data_curve_server_key", server_key_text)?)
+                },
+                curve_server_cert_file: path(f.flink_market_data_curve_server_cert_file),
+            },
+            rate_limit_per_s: rate("rate_limit_per_s", f.rate_limit_per_s)?,
+            rate_limit_burst: integer("rate_limit_burst", f.rate_limit_burst, 0, 1_000_000_000)? as u32,
+            breaker_failures: integer("breaker_failures", f.breaker_failures, 0, 1_000_000)? as u32,
+            breaker_window: seconds("breaker_window_secs", f.breaker_window_secs, false)?,
+            breaker_open: seconds("breaker_open_secs", f.breaker_open_secs, false)?,
+            coalesce_requests: f.coalesce_requests,
+            cache_ttl: seconds("cache_ttl_secs", f.cache_ttl_secs, true)?,
+            cache_max_bytes: integer("cache_max_bytes", f.cache_max_bytes, 0, i64::MAX)? as u64,
+        })
     }
-
-    /// Sets one of the `<role>_curve_*` / `<role>_plain_*` keys.
-    fn set_port_security(&mut self, key: &str, value: &toml::Value) -> Result<(), ConfigError> {
-        let (security, setting) = [
-            ("client_", &mut self.client_security),
-            ("ingestor_", &mut self.ingestor_security),
-            ("market_data_pub_", &mut self.market_data_pub_security),
-        ]
-        .into_iter()
-        .find_map(|(prefix, security)| key.strip_prefix(prefix).map(|rest| (security, rest)))
-        .ok_or_else(|| ConfigError::key(key, "unknown key"))?;
-        match setting {
-            "curve_secret_key_file" => security.curve_secret_key_file = path(key, value)?,
-            "curve_allowed_certs_dir" => security.curve_allowed_certs_dir = path(key, value)?,
-            "curve_allow_any_key" => {
-                security.curve_allow_any_key =
-                    value.as_bool().ok_or_else(|| ConfigError::key(key, "expected true or false"))?
-            }
-            "plain_password_file" => security.plain_password_file = path(key, value)?,
-            _ => return Err(ConfigError::key(key, "unknown key")),
-        }
-        Ok(())
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
         let host = self.bind_address.strip_prefix("tcp://").filter(|h| !h.is_empty()).ok_or_else(|| {
             ConfigError::key("bind_address", "expected tcp://<host>, e.g. tcp://* or tcp://0.0.0.0")
@@ -536,9 +504,18 @@ fn validate_port_security(prefix: &str, s: &PortSecurityConfig) -> Result<(), Co
 }
 
 /// A path; the empty string is unset.
-fn path(key: &str, value: &toml::Value) -> Result<Option<PathBuf>, ConfigError> {
-    let text = string(key, value)?;
-    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+fn path(text: String) -> Option<PathBuf> {
+    (!text.is_empty()).then(|| PathBuf::from(text))
+}
+
+/// A `tracing` filter (`RUST_LOG` syntax); the empty string is unset.
+fn log_level(text: String) -> Result<Option<String>, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    tracing_subscriber::EnvFilter::try_new(&text)
+        .map_err(|e| ConfigError::key("log_level", format!("not a log filter ({e}): {text:?}")))?;
+    Ok(Some(text))
 }
 
 /// A CURVE public key in Z85 (40 characters), not a weak key.
@@ -551,52 +528,23 @@ fn server_key(key: &str, text: &str) -> Result<CurvePublicKey, ConfigError> {
     Ok(public)
 }
 
-fn string(key: &str, value: &toml::Value) -> Result<String, ConfigError> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ConfigError::key(key, format!("expected a string, got {}", value.type_str())))
-}
-
-fn integer(key: &str, value: &toml::Value, min: i64, max: i64) -> Result<i64, ConfigError> {
-    let n = value
-        .as_integer()
-        .ok_or_else(|| ConfigError::key(key, format!("expected an integer, got {}", value.type_str())))?;
+fn integer(key: &str, n: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
     if n < min || n > max {
         return Err(ConfigError::key(key, format!("{n} is outside {min} to {max}")));
     }
     Ok(n)
 }
 
-fn port(key: &str, value: &toml::Value) -> Result<u16, ConfigError> {
-    Ok(integer(key, value, 1, 65535)? as u16)
-}
-
-/// A rate per second, integer or float: 0 to 1e9.
-fn rate(key: &str, value: &toml::Value) -> Result<f64, ConfigError> {
-    let rate = match value {
-        toml::Value::Integer(n) => *n as f64,
-        toml::Value::Float(f) => *f,
-        other => return Err(ConfigError::key(key, format!("expected a number, got {}", other.type_str()))),
-    };
+/// A rate per second (an integer or a float in the file): 0 to 1e9.
+fn rate(key: &str, rate: f64) -> Result<f64, ConfigError> {
     if !rate.is_finite() || !(0.0..=1e9).contains(&rate) {
         return Err(ConfigError::key(key, format!("{rate} is not a rate from 0 to 1e9 per second")));
     }
     Ok(rate)
 }
 
-/// Seconds as an integer or a float: > 0, or >= 0 when `zero_allowed`; at most a year.
-fn seconds(key: &str, value: &toml::Value, zero_allowed: bool) -> Result<Duration, ConfigError> {
-    let secs = match value {
-        toml::Value::Integer(n) => *n as f64,
-        toml::Value::Float(f) => *f,
-        other => {
-            return Err(ConfigError::key(
-                key,
-                format!("expected a number of seconds, got {}", other.type_str()),
-            ))
-        }
-    };
+/// Seconds (an integer or a float in the file): > 0, or >= 0 when `zero_allowed`; at most a year.
+fn seconds(key: &str, secs: f64, zero_allowed: bool) -> Result<Duration, ConfigError> {
     let low_ok = if zero_allowed { secs >= 0.0 } else { secs > 0.0 };
     if !secs.is_finite() || !low_ok || secs > 365.0 * 86400.0 {
         let bound = if zero_allowed { ">= 0" } else { "> 0" };
@@ -636,6 +584,7 @@ mod tests {
             high_water_mark = 1
             max_pending_requests = 2
             max_message_bytes = 1024
+            max_assembly_bytes = 0
             handshake_timeout_secs = 1
             heartbeat_interval_secs = 0
             heartbeat_timeout_secs = 5
@@ -661,6 +610,7 @@ mod tests {
             ("high_water_mark = 0", "high_water_mark"),
             ("high_water_mark = 10000001", "high_water_mark"),
             ("max_pending_requests = 0", "max_pending_requests"),
+            ("max_assembly_bytes = -1", "max_assembly_bytes"),
             ("flink_market_data_endpoint = \"flink:5557\"", "flink_market_data_endpoint"),
             ("flink_market_data_endpoint = \"tcp://*:5557\"", "flink_market_data_endpoint"),
             (
@@ -699,7 +649,7 @@ mod tests {
         }
         assert!(security.upstream.is_none());
         // Empty strings are unset too (how config.example.toml shows the defaults).
-        let text: String = KEYS
+        let text: String = Config::keys()
             .iter()
             .filter(|k| k.ends_with("_file") || k.ends_with("_dir") || k.ends_with("_server_key"))
             .map(|k| format!("{k} = \"\"\n"))
@@ -941,12 +891,65 @@ mod tests {
     fn config_example_lists_every_key_at_its_default() {
         let text = include_str!("../../config.example.toml");
         assert_eq!(Config::from_toml(text).unwrap(), Config::default());
-        for key in KEYS {
+        for key in Config::keys() {
             assert!(
                 text.lines().any(|l| l.starts_with(&format!("{key} = "))),
                 "{key} is not in config.example.toml"
             );
         }
+    }
+
+    /// The seed's YAML configuration (same keys) loads, chosen by extension, with the same checks
+    /// and errors naming the key.
+    #[test]
+    fn yaml_files_have_the_same_keys_and_checks() {
+        let yaml = "client_request_port: 6000\nrequest_timeout_secs: 0.5\nlog_format: json\n\
+                    flink_market_data_endpoint: \"tcp://localhost:6557\"\n";
+        let c = Config::parse(yaml, FileFormat::Yaml).unwrap();
+        assert_eq!(c.client_request_port, 6000);
+        assert_eq!(c.request_timeout, Duration::from_millis(500));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(Config::parse("", FileFormat::Yaml).unwrap(), Config::default());
+        assert_eq!(Config::parse("# nothing\n", FileFormat::Yaml).unwrap(), Config::default());
+        for (text, key) in [
+            ("nope: 1", "nope"),
+            ("client_request_port: 0", "client_request_port"),
+            ("client_request_port: \"x\"", "client_request_port"),
+            ("request_timeout_secs: [1]", "request_timeout_secs"),
+            ("log_format: xml", "log_format"),
+        ] {
+            let e = Config::parse(text, FileFormat::Yaml).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        }
+        let e = Config::parse("client_request_port: 'unterminated", FileFormat::Yaml).unwrap_err();
+        // YAML is read as a stream of events, so a syntax error is reported at the key being read.
+        assert!(e.to_string().contains("while scanning a quoted scalar"), "{e}");
+        // The example file, as YAML, is the defaults too.
+        let example: toml::Table = include_str!("../../config.example.toml").parse().unwrap();
+        let as_yaml = serde_yaml_ng::to_string(&example).unwrap();
+        assert_eq!(Config::parse(&as_yaml, FileFormat::Yaml).unwrap(), Config::default());
+        assert_eq!(FileFormat::of(Path::new("/config/config.yml")), FileFormat::Yaml);
+        assert_eq!(FileFormat::of(Path::new("relay.YAML")), FileFormat::Yaml);
+        assert_eq!(FileFormat::of(Path::new("/config/config.toml")), FileFormat::Toml);
+    }
+
+    /// Only the default path may be absent: a path the operator named must exist.
+    #[test]
+    fn a_named_file_must_exist() {
+        let missing = Path::new("/nonexistent/relay/config.toml");
+        assert_eq!(Config::load(missing, true).unwrap(), (Config::default(), ConfigSource::Defaults));
+        let e = Config::load(missing, false).unwrap_err();
+        assert!(e.to_string().contains("no file at /nonexistent/relay/config.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_log_level_is_refused() {
+        let e = err("log_level = \"relay=loud\"");
+        assert_eq!(e.key.as_deref(), Some("log_level"), "{e}");
+        assert_eq!(
+            Config::from_toml("log_level = \"relay=debug\"").unwrap().log_level.as_deref(),
+            Some("relay=debug")
+        );
     }
 
     #[test]

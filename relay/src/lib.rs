@@ -23,8 +23,10 @@ pub mod config;
 pub mod logging;
 pub mod market;
 pub mod protect;
+pub mod reload;
 pub mod requests;
 pub mod security;
+pub mod stream;
 
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
@@ -35,8 +37,9 @@ use bytes::Bytes;
 use zmtp::proto::ProtocolError;
 use zmtp::{Error, HandshakeFailure, Msg, Options, SendError, Socket, SocketEventKind, SocketType};
 
-pub use config::{Config, ConfigError, ConfigSource, LogFormat};
+pub use config::{Config, ConfigError, ConfigSource, FileFormat, LogFormat};
 use logging::{DropKind, Drops, Id, PeerRole, RateLimit, RefusalCounters, Refusals};
+pub use reload::{ReloadOutcome, Reloader};
 pub use requests::PendingTable;
 use requests::{parse_request, parse_response, reply, Request, Status, TYPE_WORK};
 pub use security::{PortSecurity, Security};
@@ -96,6 +99,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Peers refused at authentication, per role.
     pub auth_refused: AuthRefusals,
+    /// Streamed (`PARTIAL`) responses.
+    pub streams: stream::StreamCounters,
 }
 
 /// Peers refused at authentication (credentials refused, a CURVE handshake that fails on the keys, or
@@ -120,6 +125,8 @@ pub struct Relay {
     responses: Socket,
     market: market::MarketData,
     refusals: Arc<RefusalCounters>,
+    reloader: Reloader,
+    live: tokio::sync::watch::Receiver<Arc<Config>>,
 }
 
 impl Relay {
@@ -174,14 +181,24 @@ impl Relay {
             watch_peers(socket, role, Refused::new(&refusals, counted, port_security.is_secured()));
         }
         let market = market::MarketData::bind(config, &base, security, &refusals).await?;
-        Ok(Relay { config: config.clone(), clients, work, responses, market, refusals })
+        let (reloader, live) = Reloader::new(config);
+        Ok(Relay { config: config.clone(), clients, work, responses, market, refusals, reloader, live })
+    }
+
+    /// A handle that changes the live settings of this relay while it runs (SIGHUP: see
+    /// [`reload`]).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves requests and market data until `shutdown` completes, then answers every pending request
     /// `UNAVAILABLE`, flushes for at most [`SHUTDOWN_LINGER`] and closes every socket.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stats {
-        let Relay { config, clients, work, responses, market, refusals } = self;
+        let Relay { config, clients, work, responses, market, refusals, reloader, mut live } = self;
+        // The request loop holds the receiver; the handle stays alive for as long as it runs.
+        let _reloader = reloader;
         let market_task = market.start();
+        let streams = stream::Streams::new(config.max_message_bytes, config.max_assembly_bytes);
         let protection = protect::Protect::new(&protect::ProtectSettings::from_config(&config));
         let mut server = Server {
             config,
@@ -192,6 +209,7 @@ impl Relay {
             refusal_counters: refusals,
             refusals_read: [0; 4],
             pending: PendingTable::new(),
+            streams,
             drops: Drops::default(),
             refusals: Refusals::default(),
             stats: Stats::default(),
@@ -204,6 +222,11 @@ impl Relay {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                Ok(()) = live.changed() => {
+                    let new = live.borrow_and_update().clone();
+                    server.config = Config::clone(&new);
+                    server.protect.reconfigure(&protect::ProtectSettings::from_config(&server.config));
+                }
                 _ = drop_log.tick() => {
                     server.count_publisher_drops();
                     server.drops.flush();
@@ -251,6 +274,7 @@ impl Relay {
         server.count_publisher_drops();
         let pending: Vec<_> = server.pending.drain().collect();
         for (id, envelope) in pending {
+            let Some(envelope) = server.abandon_stream(&id, envelope) else { continue };
             server.refuse(envelope, id, "UNAVAILABLE", "relay shutting down".into());
         }
         server.protect.clear_flights();
@@ -263,6 +287,7 @@ impl Relay {
         }
         server.count_refusals();
         server.refusals.flush();
+        server.stats.streams = server.streams.counters();
         let stats = server.stats;
         let auth = stats.auth_refused;
         tracing::info!(
@@ -277,6 +302,18 @@ impl Relay {
             auth_refused_upstream = auth.upstream,
             "stopped"
         );
+        let streams = stats.streams;
+        if streams.chunks_received + streams.chunks_dropped > 0 {
+            tracing::info!(
+                chunks_received = streams.chunks_received,
+                chunks_forwarded = streams.chunks_forwarded,
+                chunks_assembled = streams.chunks_assembled,
+                chunks_dropped = streams.chunks_dropped,
+                assembled_replies = streams.assembled_replies,
+                streams_ended = streams.streams_ended,
+                "streams"
+            );
+        }
         stats
     }
 }
@@ -312,6 +349,8 @@ struct Server {
     refusal_counters: Arc<RefusalCounters>,
     refusals_read: [u64; 4],
     pending: PendingTable,
+    /// Streamed responses in progress (protocol 1.1).
+    streams: stream::Streams,
     drops: Drops,
     refusals: Refusals,
     stats: Stats,
@@ -378,20 +417,21 @@ impl Server {
         if self.protect.is_flight(request_id) {
             return self.answer_flight(&frames, status);
         }
+        if status == Status::Partial {
+            return self.handle_chunk(request_id, &frames[4..]);
+        }
         let Some(envelope) = self.pending.take(request_id) else {
             return self.drop_message(DropKind::ResponseNotPending, Id(request_id));
         };
-        let status = match status {
-            Status::Ok => "OK",
-            Status::Error => "ERROR",
-        };
+        let status = status.as_str();
         tracing::info!(request_id = %Id(request_id), status = %status, "response received");
         self.stats.answered += 1;
-        self.send_reply(envelope, request_id.clone(), status, &frames[4..]);
+        self.deliver_final(envelope, request_id.clone(), status, &frames[4..]);
     }
 
     fn time_out(&mut self, request_id: Bytes, envelope: Vec<Bytes>) {
         self.flight_timed_out(&request_id);
+        let Some(envelope) = self.abandon_stream(&request_id, envelope) else { return };
         tracing::warn!(request_id = %Id(&request_id), "request timed out");
         self.stats.timed_out += 1;
         let reason = format!("no response within {:?}", self.config.request_timeout);
@@ -405,12 +445,19 @@ impl Server {
     }
 
     /// Sends the reply `envelope… "" 0x08 request_id status rest…` without ever waiting: a full or
-    /// departed client loses it (counted).
-    fn send_reply(&mut self, envelope: Vec<Bytes>, request_id: Bytes, status: &'static str, rest: &[Bytes]) {
+    /// departed client loses it (counted). Whether it was queued.
+    fn send_reply(
+        &mut self,
+        envelope: Vec<Bytes>,
+        request_id: Bytes,
+        status: &'static str,
+        rest: &[Bytes],
+    ) -> bool {
         let frames = reply(envelope, request_id.clone(), status, rest);
         match self.clients.try_send(frames) {
             Ok(()) => {
-                tracing::info!(request_id = %Id(&request_id), status = %status, "response sent")
+                tracing::info!(request_id = %Id(&request_id), status = %status, "response sent");
+                return true;
             }
             Err(SendError { error: Error::HostUnreachable(_), .. }) => {
                 self.drop_message(DropKind::ClientGone, Id(&request_id))
@@ -422,6 +469,7 @@ impl Server {
                 tracing::warn!(request_id = %Id(&request_id), "reply not sent: {error}")
             }
         }
+        false
     }
 
     /// Counts what the two publishers dropped since the last call (a full ingestor or subscriber

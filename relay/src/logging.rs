@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
@@ -15,25 +15,62 @@ use crate::config::LogFormat;
 /// each peer refused at the handshake, with its address and the reason).
 pub const DEFAULT_FILTER: &str = "relay=info,zmtp=warn";
 
-/// Installs the global subscriber: `RUST_LOG` (default [`DEFAULT_FILTER`]), lines on stderr. An invalid
-/// `RUST_LOG` is reported and the default is used.
-pub fn init(format: LogFormat) {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
-            eprintln!("relay: ignoring RUST_LOG={spec:?} ({e}); using {DEFAULT_FILTER}");
-            EnvFilter::new(DEFAULT_FILTER)
-        }),
-        _ => EnvFilter::new(DEFAULT_FILTER),
-    };
+/// Replaces the log filter of the installed subscriber (SIGHUP with a new `log_level`).
+type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// How [`set_filter`] reaches the subscriber that [`init`] installed.
+static FILTER_HANDLE: OnceLock<SetFilter> = OnceLock::new();
+
+/// The filter a relay starts with when the file sets no `log_level`: `RUST_LOG`, else
+/// [`DEFAULT_FILTER`].
+pub fn startup_filter() -> String {
+    match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec,
+        _ => DEFAULT_FILTER.to_owned(),
+    }
+}
+
+/// Installs the global subscriber, lines on stderr, filtered by `level` (the file's `log_level`)
+/// when set, else `RUST_LOG`, else [`DEFAULT_FILTER`]. The file wins over the environment because
+/// it is the one a SIGHUP can change. An invalid `RUST_LOG` is reported and the default is used.
+pub fn init(format: LogFormat, level: Option<&str>) {
+    let spec = level.map_or_else(startup_filter, str::to_owned);
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+        eprintln!("relay: ignoring log filter {spec:?} ({e}); using {DEFAULT_FILTER}");
+        EnvFilter::new(DEFAULT_FILTER)
+    });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            let _ = FILTER_HANDLE.set(Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())));
+            builder.try_init()
+        }
+        LogFormat::Json => {
+            let builder = builder.json().with_filter_reloading();
+            let handle = builder.reload_handle();
+            let _ = FILTER_HANDLE.set(Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())));
+            builder.try_init()
+        }
     };
     if let Err(e) = installed {
         eprintln!("relay: logging already initialised: {e}");
+    }
+}
+
+/// Sets the log filter of the running relay (`RUST_LOG` syntax). A filter that does not parse, or
+/// no subscriber installed by [`init`], leaves the current one and logs why.
+pub fn set_filter(spec: &str) {
+    let Some(set) = FILTER_HANDLE.get() else { return };
+    match EnvFilter::try_new(spec) {
+        Ok(filter) => match set(filter) {
+            Ok(()) => tracing::info!(target: "relay", filter = %spec, "log filter changed"),
+            Err(e) => tracing::warn!(target: "relay", filter = %spec, "log filter not changed: {e}"),
+        },
+        Err(e) => tracing::warn!(target: "relay", filter = %spec, "log filter not changed: {e}"),
     }
 }
 
@@ -80,6 +117,9 @@ pub enum DropKind {
     IngestorQueueFull,
     /// A market-data message to a subscriber whose queue is full.
     SubscriberQueueFull,
+    /// A chunk or final of a streamed response whose stream already ended for its client (too
+    /// large to assemble, or the client too slow): protocol 1.1.
+    StreamEnded,
 }
 
 impl DropKind {
@@ -95,6 +135,7 @@ impl DropKind {
             DropKind::ClientQueueFull => "client queue full",
             DropKind::IngestorQueueFull => "ingestor queue full",
             DropKind::SubscriberQueueFull => "subscriber queue full",
+            DropKind::StreamEnded => "stream ended",
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The `relay` binary: reads the configuration named by `CONFIG_PATH` (default
-//! `/config/config.toml`; no file means the defaults), binds every port and serves until SIGTERM or
-//! SIGINT. See `docs/relay-protocol.md`.
+//! The `relay` binary: reads the configuration named by `CONFIG_PATH` (TOML, or YAML by a `.yaml`/`.yml`
+//! extension; default `/config/config.toml`, and only that default may be absent, which runs the
+//! defaults), binds every port and serves until SIGTERM or SIGINT; SIGHUP reloads the live keys. See
+//! `docs/relay-protocol.md`.
 //!
 //! Exit status: 0 after a clean shutdown, 2 for a bad configuration or argument (nothing bound; this
 //! includes a key, certificate or password file that cannot be used), 1 when a port cannot be bound.
@@ -17,13 +18,18 @@ relay: the market-data request/response relay and fan-out (docs/relay-protocol.m
 
 Usage: relay [--help | --version]
 
-Configuration comes from the TOML file named by CONFIG_PATH (default /config/config.toml); with no file
-there, the built-in defaults run: clients on tcp://*:5559, ingestor work on 5555, ingestor responses on
+Configuration comes from the file named by CONFIG_PATH: TOML, or YAML (same keys) when the name ends in
+.yaml or .yml. A CONFIG_PATH that names no file is an error (exit 2); with CONFIG_PATH unset the default
+/config/config.toml is read, and with no file there the built-in defaults run: clients on tcp://*:5559, ingestor work on 5555, ingestor responses on
 5556, market data out on 5558, market data in from tcp://flink-jobmanager:5557, all with the NULL
 mechanism. Each port may require CURVE or PLAIN (the *_curve_* and *_plain_* keys; keys are made with
 zmtp-keygen --out DIR NAME); see docs/relay-protocol.md, section 6.
-RUST_LOG sets the log filter (default relay=info,zmtp=warn: the zmtp library's warnings name each peer
-refused at authentication); logs go to stderr, as text or JSON (log_format).
+The file's log_level, else RUST_LOG, sets the log filter (default relay=info,zmtp=warn: the zmtp
+library's warnings name each peer refused at authentication); logs go to stderr, as text or JSON
+(log_format).
+
+SIGHUP reads the file again and applies the keys that can change live (request_timeout_secs,
+max_pending_requests, log_level, ...); changed keys that take a restart are named in a warning.
 
 Exit status: 0 after SIGTERM/SIGINT, 2 for a bad configuration (nothing bound), 1 if a port is in use.
 ";
@@ -46,10 +52,13 @@ fn main() -> ExitCode {
             }
         }
     }
-    let path = std::env::var_os("CONFIG_PATH")
-        .filter(|p| !p.is_empty())
-        .map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), PathBuf::from);
-    let (config, source) = match Config::load(&path) {
+    // Only the default path may be absent: a path the operator named and mistyped must not run the
+    // defaults on every interface.
+    let (path, may_be_absent) = match std::env::var_os("CONFIG_PATH").filter(|p| !p.is_empty()) {
+        Some(named) => (PathBuf::from(named), false),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), true),
+    };
+    let (config, source) = match Config::load(&path, may_be_absent) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("relay: invalid configuration in {}: {e}", path.display());
@@ -64,7 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    relay::logging::init(config.log_format);
+    relay::logging::init(config.log_format, config.log_level.as_deref());
     if source == ConfigSource::Defaults {
         tracing::warn!(path = %path.display(), "no config file, running on defaults");
     }
@@ -96,9 +105,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        tokio::spawn(reload_on_sighup(signals.hup, relay.reloader(), path, may_be_absent));
         // As a task rather than `block_on`'s own future: the scheduler polls it in turn with the
         // connections' tasks (measured: 33.5k requests/s as block_on's future, 43.6k as a task).
-        match tokio::spawn(relay.run(signals.shutdown())).await {
+        match tokio::spawn(relay.run(Signals::shutdown(signals.term, signals.int))).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("relay: the request loop failed: {e}");
@@ -108,22 +118,55 @@ fn main() -> ExitCode {
     })
 }
 
-/// SIGTERM and SIGINT, registered.
+/// Reads the configuration file again at each SIGHUP and applies its live keys
+/// ([`relay::reload::LIVE_KEYS`]); a file that does not load changes nothing (logged at `error`),
+/// and changed keys that take a restart are named in a `warn`.
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    reloader: relay::Reloader,
+    path: PathBuf,
+    may_be_absent: bool,
+) {
+    while hup.recv().await.is_some() {
+        let config = match Config::load(&path, may_be_absent) {
+            Ok((config, _)) => config,
+            Err(e) => {
+                tracing::error!(path = %path.display(), "configuration not reloaded: {e}");
+                continue;
+            }
+        };
+        let outcome = reloader.apply(&config);
+        if !outcome.need_restart.is_empty() {
+            tracing::warn!(
+                keys = %outcome.need_restart.join(", "),
+                "configuration keys changed that take a restart: not applied"
+            );
+        }
+        tracing::info!(path = %path.display(), applied = %outcome.applied.join(", "), "configuration reloaded");
+    }
+}
+
+/// SIGTERM and SIGINT (shutdown) and SIGHUP (reload), registered.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
     fn new() -> std::io::Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
 
     /// Completes at the first SIGTERM or SIGINT. After it, a second signal, or a shutdown that
     /// takes longer than 4.5 s, exits the process at once (status 0).
-    async fn shutdown(self) {
-        let Signals { mut term, mut int } = self;
+    async fn shutdown(term: tokio::signal::unix::Signal, int: tokio::signal::unix::Signal) {
+        let (mut term, mut int) = (term, int);
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
             _ = int.recv() => tracing::info!("SIGINT received"),

@@ -121,6 +121,19 @@ pub enum Status {
     Ok,
     /// `ERROR`.
     Error,
+    /// `PARTIAL`: one chunk of a streamed response; more follow, then `OK` or `ERROR` (protocol 1.1).
+    Partial,
+}
+
+impl Status {
+    /// The status as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Error => "ERROR",
+            Status::Partial => "PARTIAL",
+        }
+    }
 }
 
 /// Parses a message read from the ingestor ROUTER (`[routing id] 0x02 request_id status data…`):
@@ -131,6 +144,7 @@ pub fn parse_response(frames: &[Bytes]) -> Option<(&Bytes, Status)> {
             let status = match &status[..] {
                 b"OK" => Status::Ok,
                 b"ERROR" => Status::Error,
+                b"PARTIAL" => Status::Partial,
                 _ => return None,
             };
             Some((request_id, status))
@@ -211,6 +225,15 @@ impl PendingTable {
         let pending = self.by_id.remove(request_id)?;
         self.deadlines.try_remove(&pending.deadline);
         Some(pending.envelope)
+    }
+
+    /// Restarts the timeout of a pending request (a chunk of its streamed response arrived): it now
+    /// expires `timeout` from now. Its envelope, or `None` if it is not pending. O(1).
+    pub fn touch(&mut self, request_id: &[u8], timeout: Duration) -> Option<&[Bytes]> {
+        let pending = self.by_id.get(request_id)?;
+        // The key is valid: an entry leaves the wheel only together with its `by_id` entry.
+        self.deadlines.reset(&pending.deadline, timeout);
+        Some(&pending.envelope)
     }
 
     /// The next request whose timeout has passed, removed from the table: `(request_id, envelope)`.
@@ -340,11 +363,15 @@ mod tests {
         assert_eq!(parse_response(&ok), Some((&Bytes::from("id"), Status::Ok)));
         let err = frames(&[b"ing", &[2], b"id", b"ERROR"]);
         assert_eq!(parse_response(&err).map(|r| r.1), Some(Status::Error));
+        let chunk = frames(&[b"ing", &[2], b"id", b"PARTIAL", b"d1"]);
+        assert_eq!(parse_response(&chunk).map(|r| r.1), Some(Status::Partial));
         for bad in [
             frames(&[b"ing", &[3], b"id", b"OK"]),
             frames(&[b"ing", &[2], b"id"]),
             frames(&[b"ing", &[2], b"id", b"MAYBE"]),
             frames(&[b"ing", &[2], b"id", b"ok"]),
+            frames(&[b"ing", &[2], b"id", b"partial"]),
+            frames(&[b"ing", &[2], b"id", b"PARTIAL "]),
             frames(&[b"ing", &[2, 2], b"id", b"OK"]),
         ] {
             assert_eq!(parse_response(&bad), None, "{bad:?}");
@@ -370,6 +397,22 @@ mod tests {
         assert_eq!((id, envelope), (Bytes::from("b"), frames(&[b"c2"])));
         assert!(start.elapsed() >= Duration::from_secs(2));
         assert!(table.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn touch_restarts_the_timeout() {
+        let mut table = PendingTable::new();
+        table.insert(Bytes::from("a"), frames(&[b"c1"]), Duration::from_secs(1));
+        let start = tokio::time::Instant::now();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            assert_eq!(table.touch(b"a", Duration::from_secs(1)), Some(&frames(&[b"c1"])[..]));
+        }
+        assert_eq!(table.touch(b"b", Duration::from_secs(1)), None);
+        let (id, _) = std::future::poll_fn(|cx| table.poll_expired(cx)).await;
+        assert_eq!(id, "a");
+        assert!(start.elapsed() >= Duration::from_millis(3400), "{:?}", start.elapsed());
+        assert_eq!(table.touch(b"a", Duration::from_secs(1)), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -338,3 +338,59 @@ fn cache_answers_identical_requests_until_the_ttl() {
     let r = parse_reply(&py.msg("cli"), true);
     assert_eq!(r.data, zmtp_interop::reprs(&[b"fresh"]));
 }
+
+/// Rewrites `key = value` lines of the relay's config file (adding those it lacks).
+fn rewrite(relay: &Relay, set: &[(&str, &str)]) {
+    let text = std::fs::read_to_string(&relay.config_path).expect("read config");
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !set.iter().any(|(k, _)| l.split('=').next().is_some_and(|kk| kk.trim() == *k)))
+        .map(str::to_owned)
+        .collect();
+    lines.extend(set.iter().map(|(k, v)| format!("{k} = {v}")));
+    std::fs::write(&relay.config_path, lines.join("\n") + "\n").expect("write config");
+}
+
+/// Every protection key is live: a SIGHUP turns rate limiting and the cache on for the running
+/// relay, on the same connections, and another turns them off again.
+#[test]
+fn sighup_turns_protections_on_and_off_live() {
+    let mut relay = Relay::with(&[]);
+    let mut py = Py::new();
+    add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
+    py.cmd("AUTO ing_w ing_r 4f4b 64617461"); // OK "data"
+    py.sock("cli", "DEALER", "connect", &relay.client_ep(), &[&format!("routing_id={}", hex(b"cli"))]);
+    py.sync();
+    for i in 0..5 {
+        py.send("cli", &dealer_req(format!("before-{i}").as_bytes(), TICKER.as_bytes(), b"{}"));
+    }
+    assert_eq!(by_status(&replies(&mut py, "cli", 5)).get("OK"), Some(&5), "no limit by default");
+
+    let mark = relay.mark();
+    rewrite(&relay, &[("rate_limit_per_s", "0.1"), ("rate_limit_burst", "2"), ("cache_ttl_secs", "60")]);
+    relay.signal("HUP");
+    let line = relay.wait_log(mark, &["configuration reloaded"], STEP);
+    assert!(line.contains("rate_limit_per_s") && line.contains("cache_ttl_secs"), "{line}");
+    relay.wait_log(mark, &["protection settings changed"], STEP);
+    // Two tokens: the first request is forwarded (and its OK cached), the second answered from the
+    // cache, the next three refused.
+    dealer_roundtrip(&mut py, "cli", b"after-0", TICKER, b"{}").assert_status("OK");
+    let r = dealer_roundtrip(&mut py, "cli", b"after-1", TICKER, b"{}");
+    assert_eq!((r.status.as_str(), r.data.clone()), ("OK", zmtp_interop::reprs(&[b"data"])), "{r:?}");
+    relay.wait_log(mark, &["answered from cache", "request_id=after-1"], STEP);
+    for i in 2..5 {
+        py.send("cli", &dealer_req(format!("after-{i}").as_bytes(), TICKER.as_bytes(), b"{}"));
+    }
+    assert_eq!(by_status(&replies(&mut py, "cli", 3)).get("RATE_LIMITED"), Some(&3));
+
+    let mark = relay.mark();
+    rewrite(&relay, &[("rate_limit_per_s", "0"), ("cache_ttl_secs", "0")]);
+    relay.signal("HUP");
+    relay.wait_log(mark, &["protection settings changed"], STEP);
+    for i in 0..5 {
+        py.send("cli", &dealer_req(format!("off-{i}").as_bytes(), TICKER.as_bytes(), b"{}"));
+    }
+    assert_eq!(by_status(&replies(&mut py, "cli", 5)).get("OK"), Some(&5), "off again");
+    assert!(!relay.has_log(mark, &["answered from cache"]), "the cache is off again");
+    assert!(!relay.has_log(0, &["peer disconnected"]), "a reload dropped a connection");
+}

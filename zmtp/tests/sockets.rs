@@ -79,6 +79,25 @@ async fn dealer_router_identities() {
     assert_eq!(got.frames()[0][0], 0);
 }
 
+#[tokio::test]
+async fn router_tells_each_peers_socket_type_by_routing_id() {
+    let router = Socket::new(SocketType::Router).unwrap();
+    let ep = router.bind("tcp://127.0.0.1:*").await.unwrap();
+    let dealer = Socket::new(SocketType::Dealer).unwrap();
+    dealer.connect(&ep).unwrap();
+    let req = Socket::new(SocketType::Req).unwrap();
+    req.connect(&ep).unwrap();
+    dealer.send(msg(&["", "from dealer"])).await.unwrap();
+    req.send(msg(&["from req"])).await.unwrap();
+    for _ in 0..2 {
+        let got = recv_timeout(&router).await;
+        let want = if got.frames()[2] == "from req" { SocketType::Req } else { SocketType::Dealer };
+        assert_eq!(router.peer_socket_type(&got.frames()[0]), Some(want), "{:?}", strings(&got));
+    }
+    assert_eq!(router.peer_socket_type(b"nobody"), None);
+    assert_eq!(dealer.peer_socket_type(b""), None, "not a ROUTER");
+}
+
 async fn pair_over(kind: (SocketType, SocketType), endpoint: &str) -> (Socket, Socket) {
     let server = Socket::new(kind.0).unwrap();
     let ep = server.bind(endpoint).await.unwrap();

@@ -34,6 +34,8 @@ pub struct Flight {
     pub probe: bool,
     /// Whether the breaker was already told of a failure (a waiter timed out).
     pub failed: bool,
+    /// Whether a `PARTIAL` chunk came: the final response is not the whole (not cached).
+    pub streamed: bool,
 }
 
 /// What a waiter's timeout left of its flight.
@@ -137,6 +139,7 @@ impl Flights {
             waiters: vec![waiter],
             probe,
             failed: false,
+            streamed: false,
         };
         self.flights.insert(upstream.clone(), flight);
         upstream
@@ -150,6 +153,18 @@ impl Flights {
     /// The waiters of flight `upstream` (for a response that does not end it: a streamed chunk).
     pub fn waiters(&self, upstream: &[u8]) -> &[Bytes] {
         self.flights.get(upstream).map(|f| f.waiters.as_slice()).unwrap_or_default()
+    }
+
+    /// A `PARTIAL` chunk of flight `upstream` came: marks it streamed (its final is not cached) and
+    /// returns its waiters (a copy of the list: the caller delivers to each).
+    pub fn chunk(&mut self, upstream: &[u8]) -> Vec<Bytes> {
+        match self.flights.get_mut(upstream) {
+            Some(f) => {
+                f.streamed = true;
+                f.waiters.clone()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Ends flight `upstream` (its response came): the flight, its waiters forgotten here.

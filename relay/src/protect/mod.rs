@@ -320,21 +320,32 @@ impl crate::Server {
     }
 
     /// Delivers an ingestor's response to every waiter of its flight (each under its own
-    /// `request_id` and envelope), tells the breaker, and caches an `OK`. `frames` is the response as
+    /// `request_id` and envelope): a `PARTIAL` chunk to each (restarting each one's timeout), a final
+    /// `OK`/`ERROR` to each, which ends the flight, tells the breaker and caches an `OK` (unless the
+    /// response was streamed: its final alone is not the whole). `frames` is the response as
     /// received (`[routing id] 0x02 upstream_id status data…`).
     pub(crate) fn answer_flight(&mut self, frames: &[Bytes], status: Status) {
         let Some(upstream) = frames.get(2) else { return };
-        let Some(flight) = self.protect.flights.finish(upstream) else { return };
         let data = frames.get(4..).unwrap_or_default();
+        if status == Status::Partial {
+            let waiters = self.protect.flights.chunk(upstream);
+            for waiter in waiters {
+                let Some(envelope) = self.pending.touch(&waiter, self.config.request_timeout) else {
+                    continue;
+                };
+                let envelope = envelope.to_vec();
+                self.deliver_chunk(envelope, &waiter, data);
+            }
+            return;
+        }
+        let Some(flight) = self.protect.flights.finish(upstream) else { return };
         let now = Instant::now();
-        let (ok, status) = match status {
-            Status::Ok => (true, "OK"),
-            Status::Error => (false, "ERROR"),
-        };
+        let ok = status == Status::Ok;
+        let status = status.as_str();
         if !flight.failed {
             self.protect.record(&flight.prefix, ok, flight.probe, now);
         }
-        if ok {
+        if ok && !flight.streamed {
             if let Some(key) = flight.key {
                 self.protect.cache.insert(key, data, now);
             }
@@ -344,7 +355,7 @@ impl crate::Server {
             // Every waiter is pending (a waiter leaves its flight when it times out).
             if let Some(envelope) = self.pending.take(&waiter) {
                 self.stats.answered += 1;
-                self.send_reply(envelope, waiter, status, data);
+                self.deliver_final(envelope, waiter, status, data);
             }
         }
     }

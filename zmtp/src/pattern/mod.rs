@@ -179,6 +179,11 @@ pub trait Pattern: Send + fmt::Debug {
     fn sole_route(&self) -> Option<PeerId> {
         None
     }
+    /// The `Socket-Type` the attached peer with this routing id announced in its handshake
+    /// (ROUTER), `None` if there is no such peer, it announced none, or the policy has no routing ids.
+    fn peer_socket_type(&self, _routing_id: &[u8]) -> Option<SocketType> {
+        None
+    }
 }
 
 /// The policy for `socket_type`. `seed` feeds the generated identities and request ids.

@@ -15,6 +15,7 @@ use super::lb::LoadBalancer;
 use super::{Attach, Pattern, PeerDetails, PeerId, PeerView, Route};
 use crate::error::Error;
 use crate::message::Msg;
+use crate::proto::SocketType;
 
 /// REQ: one request at a time, round-robin; replies only from the peer asked.
 #[derive(Debug)]
@@ -204,6 +205,9 @@ impl Pattern for Dealer {
 pub struct Router {
     by_id: HashMap<Bytes, PeerId>,
     by_peer: super::IdMap<Bytes>,
+    /// The `Socket-Type` each peer announced, when it did (so an application can tell a REQ,
+    /// which takes one reply, from a DEALER).
+    socket_types: super::IdMap<SocketType>,
     mandatory: bool,
     handover: bool,
     /// The next generated id: `00` + this as 4 octets big-endian, as libzmq generates them.
@@ -216,6 +220,7 @@ impl Router {
         Router {
             by_id: HashMap::new(),
             by_peer: super::IdMap::default(),
+            socket_types: super::IdMap::default(),
             mandatory,
             handover,
             next_generated: seed,
@@ -265,6 +270,9 @@ impl Pattern for Router {
         };
         self.by_id.insert(id.clone(), peer);
         self.by_peer.insert(peer, id);
+        if let Some(socket_type) = details.info.and_then(|i| i.socket_type) {
+            self.socket_types.insert(peer, socket_type);
+        }
         result
     }
 
@@ -280,6 +288,7 @@ impl Pattern for Router {
 
     fn forget(&mut self, peer: PeerId) {
         self.by_peer.remove(&peer);
+        self.socket_types.remove(&peer);
     }
 
     fn peer_of_routing_id(&self, routing_id: &[u8]) -> Option<PeerId> {
@@ -323,6 +332,10 @@ impl Pattern for Router {
 
     fn prefix_for(&self, peer: PeerId) -> Option<Bytes> {
         self.by_peer.get(&peer).cloned()
+    }
+
+    fn peer_socket_type(&self, routing_id: &[u8]) -> Option<SocketType> {
+        self.by_id.get(routing_id).and_then(|peer| self.socket_types.get(peer)).copied()
     }
 
     fn check_send(&self) -> Result<(), Error> {
@@ -469,6 +482,34 @@ mod tests {
         handover.forget(1);
         let (peer, _) = to(handover.route(msg(&["bob", "x"]), &room(&[2])));
         assert_eq!(peer, 2);
+    }
+
+    #[test]
+    fn router_knows_each_peers_announced_socket_type() {
+        let mut router = Router::new(false, true, 0);
+        let info = info_with_identity("alice");
+        router.attach(1, PeerDetails { info: Some(&info), ..Default::default() });
+        assert_eq!(router.peer_socket_type(b"alice"), Some(SocketType::Dealer));
+        // A peer attached without handshake details, and an unknown id: nothing known.
+        attach_plain(&mut router, 2);
+        let generated = router.routing_id(2).unwrap().clone();
+        assert_eq!(router.peer_socket_type(&generated), None);
+        assert_eq!(router.peer_socket_type(b"nobody"), None);
+        // A REQ taking over the identity (handover) is seen as a REQ; once it leaves, nothing.
+        let mut req = info_with_identity("alice");
+        req.socket_type = Some(SocketType::Req);
+        assert_eq!(
+            router.attach(3, PeerDetails { info: Some(&req), ..Default::default() }),
+            Attach::Replaced(1)
+        );
+        assert_eq!(router.peer_socket_type(b"alice"), Some(SocketType::Req));
+        router.detach(1);
+        router.forget(1);
+        assert_eq!(router.peer_socket_type(b"alice"), Some(SocketType::Req));
+        router.detach(3);
+        assert_eq!(router.peer_socket_type(b"alice"), None);
+        router.forget(3);
+        assert!(!router.socket_types.contains_key(&3));
     }
 
     #[test]

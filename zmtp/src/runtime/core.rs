@@ -534,6 +534,12 @@ impl Shared {
         self.lock().pattern.subscriptions().map(f)
     }
 
+    /// The `Socket-Type` the peer with `routing_id` announced (ROUTER): see
+    /// [`Pattern::peer_socket_type`](crate::pattern::Pattern::peer_socket_type).
+    pub(crate) fn peer_socket_type(&self, routing_id: &[u8]) -> Option<SocketType> {
+        self.lock().pattern.peer_socket_type(routing_id)
+    }
+
     /// Messages a PUB/XPUB or ROUTER dropped for peers whose queue was full.
     pub(crate) fn dropped(&self) -> u64 {
         self.lock().dropped

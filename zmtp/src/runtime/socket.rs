@@ -251,6 +251,14 @@ impl Socket {
         self.shared().peer_address(routing_id)
     }
 
+    /// The `Socket-Type` that the connected peer with this routing id announced in its handshake
+    /// (ROUTER): a server can tell a REQ, which takes exactly one reply per request, from a DEALER.
+    /// `None` if no peer has that routing id now, the peer announced no type, or this is not a
+    /// ROUTER. One lock and one hash lookup.
+    pub fn peer_socket_type(&self, routing_id: &[u8]) -> Option<SocketType> {
+        self.shared().peer_socket_type(routing_id)
+    }
+
     /// How many messages were dropped because their peer's queue was full: copies a PUB or XPUB
     /// did not queue to a subscriber (RFC 29: dropped, never blocking the publisher), and messages
     /// a ROUTER without `router_mandatory` did not queue to a peer (RFC 28). Always 0 for other
