@@ -394,3 +394,49 @@ fn sighup_turns_protections_on_and_off_live() {
     assert!(!relay.has_log(mark, &["answered from cache"]), "the cache is off again");
     assert!(!relay.has_log(0, &["peer disconnected"]), "a reload dropped a connection");
 }
+
+/// A streamed response (several `PARTIAL` then `OK`) of a coalesced flight reaches every waiter:
+/// each DEALER gets every chunk then the final under its own id, the REQ one assembled reply; a
+/// streamed response is not cached (the next identical request goes upstream).
+#[test]
+fn coalesced_waiters_each_get_a_streamed_response_which_is_not_cached() {
+    let mut relay = Relay::with(&[("coalesce_requests", "true"), ("cache_ttl_secs", "60")]);
+    let mut py = Py::new();
+    add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
+    py.sock("d1", "DEALER", "connect", &relay.client_ep(), &[]);
+    py.sock("d2", "DEALER", "connect", &relay.client_ep(), &[]);
+    py.sock("req", "REQ", "connect", &relay.client_ep(), &[]);
+    py.sync();
+    let mark = relay.mark();
+    py.send("d1", &dealer_req(b"s-1", TICKER.as_bytes(), b"{}"));
+    let upstream = work_id(&py.msg("ing_w"));
+    py.send("d2", &dealer_req(b"s-2", TICKER.as_bytes(), b"{}"));
+    py.send("req", &body(b"s-3", TICKER.as_bytes(), b"{}"));
+    let deadline = Instant::now() + STEP;
+    while relay.count_log(mark, &["request coalesced"]) < 2 {
+        assert!(Instant::now() < deadline, "not coalesced:\n{}", relay.log_text());
+        relay.pump(Duration::from_millis(50));
+    }
+    for i in 0..3u8 {
+        py.send("ing_r", &response(&upstream, "PARTIAL", &[format!("chunk-{i}").as_bytes()]));
+        for (client, id) in [("d1", b"s-1"), ("d2", b"s-2")] {
+            let r = parse_reply(&py.msg(client), true);
+            assert_eq!((r.id.as_slice(), r.status.as_str()), (&id[..], "PARTIAL"), "{r:?}");
+            assert_eq!(r.data, zmtp_interop::reprs(&[format!("chunk-{i}").as_bytes()]));
+        }
+    }
+    py.send("ing_r", &response(&upstream, "OK", &[b"last"]));
+    for (client, id) in [("d1", b"s-1"), ("d2", b"s-2")] {
+        let r = parse_reply(&py.msg(client), true);
+        assert_eq!((r.id.as_slice(), r.status.as_str()), (&id[..], "OK"), "{r:?}");
+        assert_eq!(r.data, zmtp_interop::reprs(&[b"last"]));
+    }
+    let r = parse_reply(&py.msg("req"), false);
+    assert_eq!((r.id.as_slice(), r.status.as_str()), (&b"s-3"[..], "OK"), "{r:?}");
+    assert_eq!(r.data, zmtp_interop::reprs(&[&b"chunk-0"[..], b"chunk-1", b"chunk-2", b"last"]));
+    // Not cached: upstream again.
+    py.send("d1", &dealer_req(b"s-4", TICKER.as_bytes(), b"{}"));
+    let again = work_id(&py.msg("ing_w"));
+    assert_ne!(again, upstream);
+    assert!(!relay.has_log(mark, &["answered from cache"]));
+}
