@@ -22,8 +22,9 @@ use zmtp::{Socket, SocketType};
 use crate::metrics::Observer;
 use crate::RunError;
 
-/// The content type of the Prometheus text format.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of what prometheus-client writes: the OpenMetrics text format (which Prometheus
+/// reads; its `info` type and `# EOF` are not the older 0.0.4 text format).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// How long a scrape waits for the market-data proxy's counters before answering without fresh ones.
 const PROXY_STATS_WAIT: Duration = Duration::from_millis(500);

@@ -467,11 +467,15 @@ impl Config {
     fn validate_admin_address(&self) -> Result<(), ConfigError> {
         let key = "admin_address";
         let Some(address) = self.admin_address() else { return Ok(()) };
-        let bad = || ConfigError::key(key, format!("expected \"host:port\" (or \"\" for off), got {address:?}"));
+        let bad =
+            || ConfigError::key(key, format!("expected \"host:port\" (or \"\" for off), got {address:?}"));
         let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().map_err(|_| bad())?;
         let bracketed = host.starts_with('[') && host.ends_with(']');
-        if port == 0 || host.is_empty() || (host.contains(':') && !bracketed) || host.contains(char::is_whitespace)
+        if port == 0
+            || host.is_empty()
+            || (host.contains(':') && !bracketed)
+            || host.contains(char::is_whitespace)
         {
             return Err(bad());
         }

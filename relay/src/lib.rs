@@ -424,7 +424,14 @@ impl Server {
     }
 
     /// Answers a request at once with a refusal (`outcome`: its status), counted for `slot`'s prefix.
-    fn refuse(&mut self, envelope: Vec<Bytes>, request_id: Bytes, slot: Slot, outcome: Outcome, reason: String) {
+    fn refuse(
+        &mut self,
+        envelope: Vec<Bytes>,
+        request_id: Bytes,
+        slot: Slot,
+        outcome: Outcome,
+        reason: String,
+    ) {
         let status = outcome.status();
         tracing::debug!(request_id = %Id(&request_id), status = %status, reason = %reason, "request refused");
         self.stats.refused += 1;

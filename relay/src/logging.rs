@@ -79,7 +79,8 @@ impl Summary {
         if self.forwarded == 0 && self.outcomes.iter().all(|n| *n == 0) {
             return;
         }
-        let [ok, error, timeout, bad_request, duplicate, overloaded, unavailable, rate_limited] = self.outcomes;
+        let [ok, error, timeout, bad_request, duplicate, overloaded, unavailable, rate_limited] =
+            self.outcomes;
         tracing::info!(
             target: "relay",
             forwarded = self.forwarded,

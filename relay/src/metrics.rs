@@ -254,9 +254,9 @@ impl HandshakeReason {
                 }
                 _ => HandshakeReason::Protocol,
             },
-            HandshakeFailure::NoDetail(DisconnectReason::Connection(ConnectionError::HandshakeTimeout(_))) => {
-                HandshakeReason::Timeout
-            }
+            HandshakeFailure::NoDetail(DisconnectReason::Connection(ConnectionError::HandshakeTimeout(
+                _,
+            ))) => HandshakeReason::Timeout,
             HandshakeFailure::NoDetail(reason) if reason.is_ordinary() => HandshakeReason::Closed,
             _ => HandshakeReason::Other,
         }
@@ -381,7 +381,8 @@ impl Observer {
         );
         let drop_family = Family::<KindLabel, Counter>::default();
         registry.register("relay_dropped_messages", "Messages dropped, by kind", drop_family.clone());
-        let drops = DROP_KINDS.map(|k| drop_family.get_or_create(&KindLabel { kind: drop_kind_label(k) }).clone());
+        let drops =
+            DROP_KINDS.map(|k| drop_family.get_or_create(&KindLabel { kind: drop_kind_label(k) }).clone());
         let rate_limited = Counter::default();
         registry.register(
             "relay_rate_limited_requests",
@@ -394,8 +395,13 @@ impl Observer {
             "Circuit breaker per exchange prefix: 0 closed, 1 open, 2 half-open",
             breaker.clone(),
         );
-        let (cache_hits, cache_misses, cache_bytes) = (Counter::default(), Counter::default(), Gauge::default());
-        registry.register("relay_cache_hits", "Requests answered from the response cache", cache_hits.clone());
+        let (cache_hits, cache_misses, cache_bytes) =
+            (Counter::default(), Counter::default(), Gauge::default());
+        registry.register(
+            "relay_cache_hits",
+            "Requests answered from the response cache",
+            cache_hits.clone(),
+        );
         registry.register("relay_cache_misses", "Cacheable requests not in the cache", cache_misses.clone());
         registry.register_with_unit(
             "relay_cache",
@@ -609,17 +615,26 @@ impl Collector for ScrapeCollector {
             pairs.push((port, subs.iter().map(|(_, n)| *n as i64).sum::<i64>()));
         }
         for (name, help, values) in [
-            ("relay_subscriptions", "Subscriptions held by connected peers (topic × peer), per XPUB port", pairs),
+            (
+                "relay_subscriptions",
+                "Subscriptions held by connected peers (topic × peer), per XPUB port",
+                pairs,
+            ),
             ("relay_subscription_topics", "Distinct topics subscribed, per XPUB port", topics),
         ] {
-            let mut family = encoder.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+            let mut family =
+                encoder.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
             for (port, value) in values {
                 ConstGauge::new(value).encode(family.encode_family(&PortLabel { port: port.as_str() })?)?;
             }
         }
         let m = &s.market_counts;
         for (name, help, value) in [
-            ("relay_market_data_messages_in", "Market-data messages received from the upstream", &m.messages_in),
+            (
+                "relay_market_data_messages_in",
+                "Market-data messages received from the upstream",
+                &m.messages_in,
+            ),
             ("relay_market_data_bytes_in", "Market-data bytes received from the upstream", &m.bytes_in),
             (
                 "relay_market_data_messages_out",
