@@ -29,10 +29,10 @@ pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 /// How long a scrape waits for the market-data proxy's counters before answering without fresh ones.
 const PROXY_STATS_WAIT: Duration = Duration::from_millis(500);
 
-/// The running admin endpoint.
+/// The running admin endpoint; dropping it stops it too (without waiting).
 pub struct Admin {
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
     /// The address actually bound.
     pub local_address: std::net::SocketAddr,
 }
@@ -70,13 +70,22 @@ impl Admin {
                 tracing::warn!(target: "relay", "admin endpoint failed: {e}");
             }
         });
-        Ok(Admin { stop, task, local_address })
+        Ok(Admin { stop, task: Some(task), local_address })
     }
 
     /// Stops serving (connections in progress are ended after at most a second).
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        // A relay that failed to bind a later port releases the admin port as well.
+        self.stop.cancel();
     }
 }
 

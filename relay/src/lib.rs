@@ -195,6 +195,16 @@ impl Relay {
         Ok(Relay { config: config.clone(), clients, work, responses, market, refusals, observer, admin })
     }
 
+    /// The address the admin endpoint is bound on, if `admin_address` is not empty.
+    pub fn admin_address(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_address)
+    }
+
+    /// The relay's metrics and readiness (what the admin endpoint serves).
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
     /// Serves requests and market data until `shutdown` completes, then answers every pending request
     /// `UNAVAILABLE`, flushes for at most [`SHUTDOWN_LINGER`] and closes every socket.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stats {
