@@ -202,7 +202,7 @@ pub enum HandshakeReason {
     Protocol,
     /// The handshake did not finish in `handshake_timeout_secs`.
     Timeout,
-    /// The peer closed before finishing (a port probe, a health check).
+    /// The peer closed (or reset) before finishing (a port probe, a health check).
     Closed,
     /// An ERROR from the peer, or a transport error.
     Other,
@@ -258,6 +258,14 @@ impl HandshakeReason {
                 _,
             ))) => HandshakeReason::Timeout,
             HandshakeFailure::NoDetail(reason) if reason.is_ordinary() => HandshakeReason::Closed,
+            // A probe that closes with our greeting unread resets the connection: still a close.
+            HandshakeFailure::NoDetail(DisconnectReason::Io {
+                kind:
+                    std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof,
+                ..
+            }) => HandshakeReason::Closed,
             _ => HandshakeReason::Other,
         }
     }
