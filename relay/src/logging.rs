@@ -15,6 +15,22 @@ use crate::config::LogFormat;
 /// each peer refused at the handshake, with its address and the reason).
 pub const DEFAULT_FILTER: &str = "relay=info,zmtp=warn";
 
+/// The environment variable that overrides `log_format` (`text` or `json`).
+pub const LOG_FORMAT_ENV: &str = "RELAY_LOG_FORMAT";
+
+/// `format`, unless [`LOG_FORMAT_ENV`] says `text` or `json` (another value is reported and ignored).
+pub fn format_from_env(format: LogFormat) -> LogFormat {
+    match std::env::var(LOG_FORMAT_ENV) {
+        Ok(v) if v.trim().eq_ignore_ascii_case("json") => LogFormat::Json,
+        Ok(v) if v.trim().eq_ignore_ascii_case("text") => LogFormat::Text,
+        Ok(v) if !v.trim().is_empty() => {
+            eprintln!("relay: ignoring {LOG_FORMAT_ENV}={v:?} (expected text or json)");
+            format
+        }
+        _ => format,
+    }
+}
+
 /// Replaces the log filter of the installed subscriber (SIGHUP with a new `log_level`).
 type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
 
@@ -31,9 +47,11 @@ pub fn startup_filter() -> String {
 }
 
 /// Installs the global subscriber, lines on stderr, filtered by `level` (the file's `log_level`)
-/// when set, else `RUST_LOG`, else [`DEFAULT_FILTER`]. The file wins over the environment because
+/// when set, else `RUST_LOG`, else [`DEFAULT_FILTER`], as text or JSON (`format`, overridden by
+/// [`LOG_FORMAT_ENV`]). The file wins over the environment because
 /// it is the one a SIGHUP can change. An invalid `RUST_LOG` is reported and the default is used.
 pub fn init(format: LogFormat, level: Option<&str>) {
+    let format = format_from_env(format);
     let spec = level.map_or_else(startup_filter, str::to_owned);
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
         eprintln!("relay: ignoring log filter {spec:?} ({e}); using {DEFAULT_FILTER}");
@@ -71,6 +89,58 @@ pub fn set_filter(spec: &str) {
             Err(e) => tracing::warn!(target: "relay", filter = %spec, "log filter not changed: {e}"),
         },
         Err(e) => tracing::warn!(target: "relay", filter = %spec, "log filter not changed: {e}"),
+    }
+}
+
+/// How often the request summary is logged at `info`.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Requests by outcome since the last summary line: the per-request lines are at `debug`, and this
+/// line (`requests forwarded=… ok=… error=… timeout=… … secs=60`) is what `info` shows of the
+/// traffic, every [`SUMMARY_INTERVAL`] (and at shutdown) when there was any.
+#[derive(Debug)]
+pub struct Summary {
+    /// Requests forwarded to ingestors.
+    pub forwarded: u64,
+    outcomes: [u64; crate::metrics::Outcome::ALL.len()],
+    since: Instant,
+}
+
+impl Default for Summary {
+    fn default() -> Summary {
+        Summary { forwarded: 0, outcomes: Default::default(), since: Instant::now() }
+    }
+}
+
+impl Summary {
+    /// Counts one reply.
+    pub fn count(&mut self, outcome: crate::metrics::Outcome) {
+        self.outcomes[outcome as usize] += 1;
+    }
+
+    /// Logs the counts since the last line if there are any, and starts over.
+    pub fn flush(&mut self, pending: usize) {
+        if self.forwarded == 0 && self.outcomes.iter().all(|n| *n == 0) {
+            return;
+        }
+        let [ok, error, timeout, bad_request, duplicate, overloaded, unavailable, rate_limited] =
+            self.outcomes;
+        tracing::info!(
+            target: "relay",
+            forwarded = self.forwarded,
+            ok,
+            error,
+            timeout,
+            bad_request,
+            duplicate,
+            overloaded,
+            unavailable,
+            rate_limited,
+            pending,
+            secs = self.since.elapsed().as_secs(),
+            "requests"
+        );
+        *self = Summary::default();
     }
 }
 

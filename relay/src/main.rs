@@ -25,11 +25,14 @@ Configuration comes from the file named by CONFIG_PATH: TOML, or YAML (same keys
 mechanism. Each port may require CURVE or PLAIN (the *_curve_* and *_plain_* keys; keys are made with
 zmtp-keygen --out DIR NAME); see docs/relay-protocol.md, section 6.
 The file's log_level, else RUST_LOG, sets the log filter (default relay=info,zmtp=warn: the zmtp
-library's warnings name each peer refused at authentication); logs go to stderr, as text or JSON
-(log_format).
+library's warnings name each peer refused at authentication; relay=debug adds a line per request);
+logs go to stderr, as text or JSON (log_format, or RELAY_LOG_FORMAT=text|json). An HTTP admin
+endpoint (admin_address, default port 9559 of the bind host) serves /metrics (Prometheus), /livez and
+/readyz; see docs/relay-protocol.md, section 9.
 
 SIGHUP reads the file again and applies the keys that can change live (request_timeout_secs,
-max_pending_requests, log_level, ...); changed keys that take a restart are named in a warning.
+max_pending_requests, log_level, the rate limit, breaker and cache keys); changed keys that take a
+restart are named in a warning.
 
 Exit status: 0 after SIGTERM/SIGINT, 2 for a bad configuration (nothing bound), 1 if a port is in use.
 ";

@@ -100,7 +100,11 @@ fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
     else {
         return Vec::new();
     };
-    new.iter().filter(|(k, v)| old.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect()
+    // Both sides' keys: an unset key (`None`) is absent from its table.
+    let mut keys: Vec<String> = old.keys().chain(new.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| old.get(k) != new.get(k)).collect()
 }
 
 #[cfg(test)]

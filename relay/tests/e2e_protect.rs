@@ -1,4 +1,4 @@
-//! End-to-end tests of the relay's protections (docs/relay-protocol.md §7, version 1.1): the `relay`
+//! End-to-end tests of the relay's protections (docs/relay-protocol.md §8, version 1.1): the `relay`
 //! binary with pyzmq clients and ingestors (tests/peers/relay_peer.py). Rate limiting per client,
 //! the circuit breaker per exchange prefix, request coalescing, the response cache.
 
@@ -8,6 +8,16 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::*;
+
+/// A relay with these keys, logging at `debug`: the tests follow the per-request lines (`request
+/// coalesced`, `answered from cache`), which are `debug` lines since protocol 1.1.
+fn debug_relay(set: &[(&str, &str)]) -> Relay {
+    let mut opts = Opts::default().rust_log(Some("relay=debug,zmtp=warn"));
+    for (k, v) in set {
+        opts = opts.set(k, v);
+    }
+    Relay::start(opts)
+}
 
 const TICKER: &str = "BINANCE:BTC/USDT";
 
@@ -37,7 +47,7 @@ fn work_id(work: &[String]) -> Vec<u8> {
 /// address, so two of them on one host share a bucket, and reconnecting does not refill it.
 #[test]
 fn rate_limit_holds_a_burst_to_the_bucket_and_spares_other_clients() {
-    let mut relay = Relay::with(&[("rate_limit_per_s", "0.5"), ("rate_limit_burst", "10")]);
+    let mut relay = debug_relay(&[("rate_limit_per_s", "0.5"), ("rate_limit_burst", "10")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.cmd("AUTO ing_w ing_r 4f4b 64617461"); // OK "data"
@@ -122,7 +132,7 @@ fn rate_limit_holds_a_burst_to_the_bucket_and_spares_other_clients() {
 /// probe reopens it, an OK probe closes it.
 #[test]
 fn breaker_opens_after_failures_and_a_probe_closes_it() {
-    let mut relay = Relay::with(&[
+    let mut relay = debug_relay(&[
         ("breaker_failures", "3"),
         ("breaker_window_secs", "60"),
         ("breaker_open_secs", "1"),
@@ -154,6 +164,8 @@ fn breaker_opens_after_failures_and_a_probe_closes_it() {
     assert_eq!(r.reason(), "circuit open for BINANCE:");
     assert!(t0.elapsed() < Duration::from_secs(1), "answered at once, not after the timeout");
     py.no_msg("ing_w", QUIET, "an open circuit forwards nothing");
+    // Exported (read once a second): 1 = open.
+    wait_metric(&relay, "relay_breaker_state{prefix=\"BINANCE:\"}", 1.0);
     // Another prefix is unaffected.
     py.send("cli", &dealer_req(b"k-1", b"KRAKEN:XBT/USD", b""));
     expect_work(&mut py, "ing", "KRAKEN:", b"k-1", "KRAKEN:XBT/USD", b"");
@@ -179,10 +191,29 @@ fn breaker_opens_after_failures_and_a_probe_closes_it() {
     let r = parse_reply(&py.msg("cli"), true);
     assert_eq!((r.id.as_slice(), r.status.as_str()), (probe.as_slice(), "OK"));
     relay.wait_log(m, &["INFO", "circuit closed", "prefix=BINANCE:"], STEP);
+    wait_metric(&relay, "relay_breaker_state{prefix=\"BINANCE:\"}", 0.0);
     py.send("cli", &dealer_req(b"after", TICKER.as_bytes(), b""));
     expect_work(&mut py, "ing", "BINANCE:", b"after", TICKER, b"");
     py.send("ing_r", &response(b"after", "OK", &[]));
     assert_eq!(parse_reply(&py.msg("cli"), true).status, "OK");
+}
+
+/// Waits (the protection metrics are brought up to date once a second) until `/metrics` shows
+/// `sample` at `want`.
+fn wait_metric(relay: &Relay, sample: &str, want: f64) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let (_, body) = relay.admin_get("/metrics");
+        let got = body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse::<f64>().ok()));
+        if got == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sample} is {got:?}, want {want}:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Sends requests (`<stem>-<n>`) every 100 ms until one is forwarded (the half-open probe); the
@@ -213,7 +244,7 @@ fn wait_for_probe(py: &mut Py, stem: &str) -> Vec<u8> {
 /// own request_id and envelope. A request id already pending is still DUPLICATE.
 #[test]
 fn coalescing_turns_100_identical_requests_into_one_upstream_request() {
-    let mut relay = Relay::with(&[("coalesce_requests", "true"), ("request_timeout_secs", "60")]);
+    let mut relay = debug_relay(&[("coalesce_requests", "true"), ("request_timeout_secs", "60")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     for c in 0..99 {
@@ -265,7 +296,7 @@ fn coalescing_turns_100_identical_requests_into_one_upstream_request() {
 /// request_timeout otherwise).
 #[test]
 fn a_leader_that_times_out_does_not_strand_the_joiners() {
-    let mut relay = Relay::with(&[("coalesce_requests", "true"), ("request_timeout_secs", "2")]);
+    let mut relay = debug_relay(&[("coalesce_requests", "true"), ("request_timeout_secs", "2")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.sock("lead", "DEALER", "connect", &relay.client_ep(), &[]);
@@ -298,7 +329,7 @@ fn a_leader_that_times_out_does_not_strand_the_joiners() {
 /// request_id; after the TTL the next one goes upstream again. ERROR is never cached.
 #[test]
 fn cache_answers_identical_requests_until_the_ttl() {
-    let mut relay = Relay::with(&[("cache_ttl_secs", "1.5")]);
+    let mut relay = debug_relay(&[("cache_ttl_secs", "1.5")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.sock("cli", "DEALER", "connect", &relay.client_ep(), &[]);
@@ -318,6 +349,7 @@ fn cache_answers_identical_requests_until_the_ttl() {
     assert_eq!(r.data, first.data, "the cached data frames");
     py.no_msg("ing_w", QUIET, "a cache hit must not reach the ingestor");
     relay.wait_log(mark, &["answered from cache", "request_id=c-2"], STEP);
+    wait_metric(&relay, "relay_cache_hits_total", 1.0);
     // Other params: a miss.
     py.send("cli", &dealer_req(b"c-3", TICKER.as_bytes(), b"{ }"));
     expect_work(&mut py, "ing", "BINANCE:", b"c-3", TICKER, b"{ }");
@@ -355,7 +387,7 @@ fn rewrite(relay: &Relay, set: &[(&str, &str)]) {
 /// relay, on the same connections, and another turns them off again.
 #[test]
 fn sighup_turns_protections_on_and_off_live() {
-    let mut relay = Relay::with(&[]);
+    let mut relay = debug_relay(&[]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.cmd("AUTO ing_w ing_r 4f4b 64617461"); // OK "data"
@@ -400,7 +432,7 @@ fn sighup_turns_protections_on_and_off_live() {
 /// streamed response is not cached (the next identical request goes upstream).
 #[test]
 fn coalesced_waiters_each_get_a_streamed_response_which_is_not_cached() {
-    let mut relay = Relay::with(&[("coalesce_requests", "true"), ("cache_ttl_secs", "60")]);
+    let mut relay = debug_relay(&[("coalesce_requests", "true"), ("cache_ttl_secs", "60")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.sock("d1", "DEALER", "connect", &relay.client_ep(), &[]);

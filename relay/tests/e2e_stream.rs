@@ -10,6 +10,17 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// A relay with these keys, logging at `debug`: the tests follow the per-request lines (`response
+/// sent`), which are `debug` lines since protocol 1.1.
+fn debug_relay(set: &[(&str, &str)]) -> Relay {
+    let mut opts = Opts::default().rust_log(Some("relay=debug,zmtp=warn"));
+    for (k, v) in set {
+        opts = opts.set(k, v);
+    }
+    Relay::start(opts)
+}
+
+
 const PARTIAL: &str = "PARTIAL";
 
 /// Sends a `PARTIAL` chunk of `data` frames for `id` from ingestor `name`.
@@ -55,7 +66,7 @@ fn streams_line(relay: &mut Relay) -> String {
 /// not pending is dropped and counted; the counters at shutdown agree.
 #[test]
 fn dealer_gets_each_chunk_and_req_gets_one_assembled_reply() {
-    let mut relay = Relay::with(&[]);
+    let mut relay = debug_relay(&[]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.sock("cli", "DEALER", "connect", &relay.client_ep(), &[]);
@@ -140,7 +151,7 @@ fn dealer_gets_each_chunk_and_req_gets_one_assembled_reply() {
 fn req_over_a_cap_gets_error_and_the_rest_is_dropped() {
     // Each 1,500-byte frame counts 1,564 bytes (64 of overhead): two fit 4,096, three do not; three
     // fit 6,000 in all, four do not.
-    let mut relay = Relay::with(&[("max_message_bytes", "4096"), ("max_assembly_bytes", "6000")]);
+    let mut relay = debug_relay(&[("max_message_bytes", "4096"), ("max_assembly_bytes", "6000")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.sock("a", "REQ", "connect", &relay.client_ep(), &[]);
@@ -201,7 +212,7 @@ fn req_over_a_cap_gets_error_and_the_rest_is_dropped() {
 /// some chunks ends in `TIMEOUT` (after the chunks already forwarded).
 #[test]
 fn the_timeout_restarts_with_each_chunk() {
-    let mut relay = Relay::with(&[("request_timeout_secs", "1")]);
+    let mut relay = debug_relay(&[("request_timeout_secs", "1")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.sock("cli", "DEALER", "connect", &relay.client_ep(), &[]);
@@ -249,7 +260,7 @@ fn fifty_megabytes_stream_through_flat_relay_memory() {
     const CHUNK: usize = 1 << 20;
     const AHEAD: usize = 8;
     const BOUND: u64 = 20 << 20;
-    let mut relay = Relay::with(&[]);
+    let mut relay = debug_relay(&[]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.sock("cli", "DEALER", "connect", &relay.client_ep(), &[]);
@@ -320,7 +331,7 @@ fn fifty_megabytes_stream_through_flat_relay_memory() {
 #[test]
 fn a_dealer_too_slow_for_its_stream_gets_an_unbroken_prefix_then_error() {
     const CHUNK: usize = 1 << 20;
-    let mut relay = Relay::with(&[("high_water_mark", "4")]);
+    let mut relay = debug_relay(&[("high_water_mark", "4")]);
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     let mark = relay.mark();

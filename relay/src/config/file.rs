@@ -54,6 +54,9 @@ pub(crate) struct ConfigFile {
     pub coalesce_requests: bool,
     pub cache_ttl_secs: f64,
     pub cache_max_bytes: i64,
+    /// Unset (`None`) follows `bind_address`'s host, so it cannot have a fixed default here.
+    pub admin_address: Option<String>,
+    pub upstream_optional: bool,
 }
 
 impl Default for ConfigFile {
@@ -120,7 +123,9 @@ impl ConfigFile {
     /// Every key a file may set, in the order of the struct (from its own serialisation, so the list
     /// cannot drift from the fields).
     pub(crate) fn keys() -> Vec<String> {
-        match toml::Value::try_from(ConfigFile::default()) {
+        // Keys whose default is "unset" (`None`) are not written: give them a value to list them.
+        let all = ConfigFile { admin_address: Some(String::new()), ..ConfigFile::default() };
+        match toml::Value::try_from(all) {
             Ok(toml::Value::Table(table)) => table.keys().cloned().collect(),
             _ => Vec::new(),
         }
@@ -175,6 +180,8 @@ impl From<&Config> for ConfigFile {
             coalesce_requests: c.coalesce_requests,
             cache_ttl_secs: c.cache_ttl.as_secs_f64(),
             cache_max_bytes: saturating(c.cache_max_bytes),
+            admin_address: c.admin_address.clone(),
+            upstream_optional: c.upstream_optional,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Protection of the relay and its ingestors (docs/relay-protocol.md §7, version 1.1): rate limiting
+//! Protection of the relay and its ingestors (docs/relay-protocol.md §8, version 1.1): rate limiting
 //! per client, a circuit breaker per exchange prefix, request coalescing and a response cache. Every
 //! part is off by default, and with all of them off a request takes exactly the path it always took.
 //!
@@ -89,6 +89,8 @@ pub struct Protect {
     /// follows it.
     probe_admitted: bool,
     observer: Option<BreakerObserver>,
+    /// State changes not yet read by [`Protect::take_breaker_changes`].
+    changes: Vec<(Bytes, BreakerState)>,
     circuit_refused: u64,
     upstream_requests: u64,
 }
@@ -110,6 +112,7 @@ impl Protect {
             cache: ResponseCache::new(settings.cache),
             probe_admitted: false,
             observer: None,
+            changes: Vec::new(),
             circuit_refused: 0,
             upstream_requests: 0,
         }
@@ -142,6 +145,12 @@ impl Protect {
         }
         self.flights.reconfigure(settings.coalesce);
         self.cache.reconfigure(settings.cache);
+    }
+
+    /// Breaker state changes since the last call, oldest first (at most [`MAX_PENDING_CHANGES`]
+    /// kept: the metrics read them once a second).
+    pub fn take_breaker_changes(&mut self) -> Vec<(Bytes, BreakerState)> {
+        std::mem::take(&mut self.changes)
     }
 
     /// Calls `observer` with every breaker state change from now on (the metrics' gauge).
@@ -221,6 +230,9 @@ impl Protect {
         if let Some(observer) = &mut self.observer {
             observer(&t.prefix, t.state);
         }
+        if self.changes.len() < MAX_PENDING_CHANGES {
+            self.changes.push((t.prefix.clone(), t.state));
+        }
     }
 
     /// Records a flight's outcome with its breaker.
@@ -264,12 +276,40 @@ impl Protect {
     }
 }
 
+/// Breaker state changes kept between two reads by the metrics (a second's worth; beyond it the
+/// gauge catches up at the next change of that prefix).
+pub const MAX_PENDING_CHANGES: usize = 10_000;
+
 /// The request loop's hooks (in this module so that `lib.rs` only calls them).
 impl crate::Server {
+    /// Brings the protection metrics up to date (once a second): breaker states and the cache's
+    /// counters. (Rate-limited requests are counted as they are refused.)
+    pub(crate) fn sync_protect_metrics(&mut self) {
+        for (prefix, state) in self.protect.take_breaker_changes() {
+            let slot = self.metrics.slot(&prefix);
+            let state = match state {
+                BreakerState::Closed => crate::metrics::BreakerState::Closed,
+                BreakerState::Open => crate::metrics::BreakerState::Open,
+                BreakerState::HalfOpen => crate::metrics::BreakerState::HalfOpen,
+            };
+            self.metrics.breaker_state(slot, state);
+        }
+        let cache = self.protect.counters().cache;
+        self.metrics.cache_totals(cache.hits, cache.misses, cache.bytes);
+    }
+
     /// Answers a request from the cache: `OK` with the cached data frames, under its own
     /// `request_id` and envelope.
-    pub(crate) fn answer_from_cache(&mut self, envelope: Vec<Bytes>, request_id: Bytes, data: &[Bytes]) {
-        tracing::info!(request_id = %Id(&request_id), "answered from cache");
+    pub(crate) fn answer_from_cache(
+        &mut self,
+        envelope: Vec<Bytes>,
+        request_id: Bytes,
+        slot: crate::metrics::Slot,
+        data: &[Bytes],
+    ) {
+        tracing::debug!(request_id = %Id(&request_id), "answered from cache");
+        self.metrics.request_outcome(slot, crate::metrics::Outcome::Ok);
+        self.summary.count(crate::metrics::Outcome::Ok);
         self.send_reply(envelope, request_id, "OK", data);
     }
 
@@ -280,6 +320,7 @@ impl crate::Server {
         &mut self,
         envelope: Vec<Bytes>,
         request_id: Bytes,
+        slot: crate::metrics::Slot,
         prefix: Bytes,
         ticker: Bytes,
         params: Bytes,
@@ -288,7 +329,7 @@ impl crate::Server {
         let joined = if probe { None } else { self.protect.flights.join(&request_id, &ticker, &params) };
         match joined {
             Some(upstream) => {
-                tracing::info!(
+                tracing::debug!(
                     prefix = %String::from_utf8_lossy(&prefix),
                     request_id = %Id(&request_id),
                     upstream = %Id(&upstream),
@@ -306,7 +347,7 @@ impl crate::Server {
                     tracing::warn!(request_id = %Id(&upstream), "work message not sent: {error}");
                 }
                 self.protect.upstream_requests += 1;
-                tracing::info!(
+                tracing::debug!(
                     prefix = %String::from_utf8_lossy(&prefix),
                     request_id = %Id(&request_id),
                     upstream = %Id(&upstream),
@@ -315,8 +356,10 @@ impl crate::Server {
                 );
             }
         }
-        self.pending.insert(request_id, envelope, self.config.request_timeout);
+        self.pending.insert(request_id, envelope, self.config.request_timeout, slot);
         self.stats.forwarded += 1;
+        self.summary.forwarded += 1;
+        self.metrics.pending(self.pending.len());
     }
 
     /// Delivers an ingestor's response to every waiter of its flight (each under its own
@@ -350,14 +393,18 @@ impl crate::Server {
                 self.protect.cache.insert(key, data, now);
             }
         }
-        tracing::info!(request_id = %Id(upstream), status = %status, waiters = flight.waiters.len(), "response received");
+        tracing::debug!(request_id = %Id(upstream), status = %status, waiters = flight.waiters.len(), "response received");
         for waiter in flight.waiters {
             // Every waiter is pending (a waiter leaves its flight when it times out).
-            if let Some(envelope) = self.pending.take(&waiter) {
+            if let Some((envelope, tag)) = self.pending.take(&waiter) {
+                let outcome = if ok { crate::metrics::Outcome::Ok } else { crate::metrics::Outcome::Error };
                 self.stats.answered += 1;
+                self.metrics.answered(tag.slot, outcome, tag.forwarded.elapsed());
+                self.summary.count(outcome);
                 self.deliver_final(envelope, waiter, status, data);
             }
         }
+        self.metrics.pending(self.pending.len());
     }
 
     /// A pending request timed out: it leaves its flight, and the flight's first timeout counts as
