@@ -15,7 +15,7 @@ const DEFAULT_CONFIG_PATH: &str = "/config/config.toml";
 const HELP: &str = "\
 relay: the market-data request/response relay and fan-out (docs/relay-protocol.md)
 
-Usage: relay [--help | --version]
+Usage: relay [--help | --version | --healthcheck [URL]]
 
 Configuration comes from the TOML file named by CONFIG_PATH (default /config/config.toml); with no file
 there, the built-in defaults run: clients on tcp://*:5559, ingestor work on 5555, ingestor responses on
@@ -26,6 +26,10 @@ RUST_LOG sets the log filter (default relay=info,zmtp=warn: the zmtp library's w
 refused at authentication); logs go to stderr, as text or JSON (log_format).
 
 Exit status: 0 after SIGTERM/SIGINT, 2 for a bad configuration (nothing bound), 1 if a port is in use.
+
+--healthcheck [URL] probes a running relay (the container image's HEALTHCHECK): one HTTP GET of URL
+(default: /readyz of the admin endpoint named by CONFIG_PATH's admin_address, else
+http://127.0.0.1:9559/readyz), 3 s at most; exit 0 on HTTP 200, else 1 with the reason on stderr.
 ";
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
                 println!("relay {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
+            Some("--healthcheck") => return healthcheck(args.next(), args.next()),
             _ => {
                 eprintln!("relay: unexpected argument {arg:?} (the configuration comes from CONFIG_PATH; see --help)");
                 return ExitCode::from(2);
@@ -106,6 +111,47 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `relay --healthcheck [URL]`: see [`relay::healthcheck`].
+fn healthcheck(url: Option<std::ffi::OsString>, extra: Option<std::ffi::OsString>) -> ExitCode {
+    if let Some(extra) = extra {
+        eprintln!("relay: healthcheck: unexpected argument {extra:?} (usage: relay --healthcheck [URL])");
+        return ExitCode::from(2);
+    }
+    let url = match url {
+        Some(url) => match url.into_string() {
+            Ok(url) => url,
+            Err(url) => {
+                eprintln!("relay: healthcheck: the URL {url:?} is not UTF-8");
+                return ExitCode::from(2);
+            }
+        },
+        None => match relay::healthcheck::default_url(&config_path()) {
+            Ok(url) => url,
+            Err(e) => {
+                eprintln!("relay: healthcheck: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match relay::healthcheck::probe(&url, relay::healthcheck::DEFAULT_TIMEOUT) {
+        Ok(status) => {
+            println!("{url}: {status}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("relay: healthcheck: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The configuration file's path: `CONFIG_PATH`, else the default.
+fn config_path() -> PathBuf {
+    std::env::var_os("CONFIG_PATH")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), PathBuf::from)
 }
 
 /// SIGTERM and SIGINT, registered.
