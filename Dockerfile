@@ -6,17 +6,17 @@
 #   docker run --rm -p 5555:5555 -p 5556:5556 -p 5558:5558 -p 5559:5559 -p 9559:9559 \
 #       -v "$PWD/config:/config:ro" relay
 #
-# Stage `build` builds `relay` and `zmq-adaptor` for x86_64-unknown-linux-musl, fully static, with
-# mimalloc as the allocator (the relay crate's `mimalloc` feature; musl's own allocator costs the
-# relay a good part of its throughput: docs/deploy.md has the figures). mimalloc is the image's one
-# C dependency, compiled by the cc crate with musl-gcc (Debian's musl-tools); the workspace's
-# default builds stay pure Rust. Stage `runtime` (the default) is `scratch` with the two binaries
-# and an empty, world-writable /tmp (the adaptor's default ipc endpoints are under /tmp).
+# Stage `build` builds `relay` and `zmq-adaptor` for x86_64-unknown-linux-musl: the code is pure Rust
+# (no C dependencies, no build scripts compiling C), so the musl target from rustup links it fully
+# statically with its self-contained linker and no musl-gcc is needed. On musl the binaries allocate
+# with dlmalloc (pure Rust) instead of musl's slower malloc (relay/src/alloc.rs; figures in
+# docs/deploy.md). Stage `runtime` (the default) is `scratch` with the two binaries and an empty,
+# world-writable /tmp (the adaptor's default ipc endpoints are under /tmp).
 #
 # Where rust:slim cannot be pulled (CI, air-gapped hosts), stage `runtime-local` makes the same
 # image from binaries built on the host (scratch needs no pull; the classic builder works too):
 #
-#   cargo build --release --target x86_64-unknown-linux-musl -p relay --features mimalloc
+#   cargo build --release --target x86_64-unknown-linux-musl -p relay
 #   docker build --target runtime-local -t relay .
 #
 # scripts/check-docker.sh builds and runs that target (a request through the published port, the
@@ -55,11 +55,7 @@ COPY target/x86_64-unknown-linux-musl/release/relay /relay
 COPY target/x86_64-unknown-linux-musl/release/zmq-adaptor /zmq-adaptor
 
 FROM rust:${RUST_VERSION}-slim AS build
-# musl-gcc (Debian's musl-tools) compiles mimalloc's C for the musl target.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends musl-tools \
-    && rm -rf /var/lib/apt/lists/* \
-    && rustup target add x86_64-unknown-linux-musl
+RUN rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
 # The release profile already has no debug info (the `profiling` profile keeps it); the image also
@@ -67,7 +63,7 @@ COPY . .
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target x86_64-unknown-linux-musl -p relay --bins --features mimalloc \
+    cargo build --release --locked --target x86_64-unknown-linux-musl -p relay --bins \
     && mkdir -p /out \
     && cp target/x86_64-unknown-linux-musl/release/relay target/x86_64-unknown-linux-musl/release/zmq-adaptor /out/
 

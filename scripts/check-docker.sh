@@ -7,7 +7,7 @@
 # relay with exit status 0 within 5 s. Then validates deploy/docker-compose.yml with `docker compose
 # config` (or docker-compose v1). Base images are never pulled: the image is `FROM scratch`.
 #
-# Installs when missing (as root, with apt-get): docker.io, musl-tools, docker-compose; the rust target
+# Installs when missing (as root, with apt-get): docker.io, docker-compose; the rust target
 # x86_64-unknown-linux-musl (rustup). Uses the daemon that DOCKER_HOST (or the default socket) names
 # if one answers; otherwise starts its own dockerd (temporary --data-root, log in the temp dir) and
 # stops it at the end. Whatever cannot run here is reported as "SKIPPED: <reason>" (exit 0): no
@@ -86,15 +86,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
     say "installing the rust target $TARGET"
     rustup target add "$TARGET" >"$work/rustup.log" 2>&1 || skip "rust target $TARGET cannot be installed: $(tail -n 1 "$work/rustup.log")"
 fi
-features=(--features mimalloc)
-if ! command -v musl-gcc >/dev/null 2>&1 && ! command -v x86_64-linux-musl-gcc >/dev/null 2>&1; then
-    apt_install musl-tools || {
-        say "no musl-gcc (musl-tools): testing the image with musl's own allocator"
-        features=()
-    }
-fi
 # A no-op when check-static.sh built the same binaries just before.
-cargo build --release --target "$TARGET" -p relay "${features[@]}" >&2
+cargo build --release --target "$TARGET" -p relay >&2
 target_dir="$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)"
 bins="${target_dir:-$repo_root/target}/$TARGET/release"
 if [[ "$bins" != "$repo_root/target/$TARGET/release" ]]; then

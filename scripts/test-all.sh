@@ -7,8 +7,8 @@
 #   ZMTP_PYTHON   python with pyzmq for the interop tests (default: the .venv made by
 #                 scripts/ensure-pyzmq.sh)
 #
-# Installs when missing: pyzmq into .venv, iptables, musl-tools, docker.io, docker-compose (apt-get, as
-# root; the last three for scripts/check-static.sh and scripts/check-docker.sh), cargo-fuzz (cargo install; the
+# Installs when missing: pyzmq into .venv, iptables, docker.io, docker-compose (apt-get, as root; the
+# last two for scripts/check-docker.sh), the rust target x86_64-unknown-linux-musl, cargo-fuzz (cargo install; the
 # version pinned in scripts/fuzz-common.sh, replacing another installed version), the nightly
 # toolchain (rustup).
 set -euo pipefail

@@ -19,7 +19,9 @@
 //! Ports may require CURVE or PLAIN ([`security`]); [`Relay::bind`] reads the key files the
 //! configuration names before binding anything.
 
+mod alloc;
 pub mod config;
+pub mod healthcheck;
 pub mod logging;
 pub mod market;
 pub mod requests;
