@@ -78,7 +78,8 @@ fn parse_url(url: &str) -> Result<Url, ProbeError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/readyz"),
     };
-    let (host, port) = split_host_port(authority).ok_or_else(|| ProbeError::BadUrl(format!("{url:?}: bad host or port")))?;
+    let (host, port) =
+        split_host_port(authority).ok_or_else(|| ProbeError::BadUrl(format!("{url:?}: bad host or port")))?;
     if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
         return Err(ProbeError::BadUrl(format!("{url:?}: spaces or control characters in the path")));
     }
@@ -136,7 +137,8 @@ pub fn default_url(config_path: &Path) -> Result<String, ProbeError> {
             return Err(ProbeError::AdminOff);
         }
         // Accept the forms an operator might write: host:port, tcp://host:port, http://host:port.
-        let authority = admin.strip_prefix("tcp://").or_else(|| admin.strip_prefix("http://")).unwrap_or(admin);
+        let authority =
+            admin.strip_prefix("tcp://").or_else(|| admin.strip_prefix("http://")).unwrap_or(admin);
         let authority = authority.trim_end_matches('/');
         let (host, port) = split_host_port(authority)
             .ok_or_else(|| ProbeError::BadUrl(format!("admin_address {admin:?}: expected host:port")))?;
@@ -239,8 +241,13 @@ fn judge(answer: &[u8]) -> Result<String, ProbeError> {
 
 /// At most 200 characters of one line, control characters replaced.
 fn shorten(s: &str) -> String {
-    let mut out: String =
-        s.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_owned();
+    let mut out: String = s
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned();
     if s.chars().count() > 200 {
         out.push('…');
     }
@@ -257,9 +264,23 @@ mod tests {
             parse_url("http://127.0.0.1:9559/readyz").unwrap(),
             Url { host: "127.0.0.1".into(), port: 9559, path: "/readyz".into() }
         );
-        assert_eq!(parse_url("http://relay").unwrap(), Url { host: "relay".into(), port: 80, path: "/readyz".into() });
-        assert_eq!(parse_url("http://[::1]:9/x").unwrap(), Url { host: "[::1]".into(), port: 9, path: "/x".into() });
-        for bad in ["https://x/", "x:1", "http://:1/", "http://h:0/", "http://h:99999/", "http://h:1/a b", "http://[::1/"] {
+        assert_eq!(
+            parse_url("http://relay").unwrap(),
+            Url { host: "relay".into(), port: 80, path: "/readyz".into() }
+        );
+        assert_eq!(
+            parse_url("http://[::1]:9/x").unwrap(),
+            Url { host: "[::1]".into(), port: 9, path: "/x".into() }
+        );
+        for bad in [
+            "https://x/",
+            "x:1",
+            "http://:1/",
+            "http://h:0/",
+            "http://h:99999/",
+            "http://h:1/a b",
+            "http://[::1/",
+        ] {
             assert!(matches!(parse_url(bad), Err(ProbeError::BadUrl(_))), "{bad}");
         }
     }
@@ -267,11 +288,16 @@ mod tests {
     #[test]
     fn judges_status_lines() {
         assert_eq!(judge(b"HTTP/1.1 200 OK\r\n\r\nready\n").unwrap(), "HTTP/1.1 200 OK");
-        let e = judge(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 20\r\n\r\n\nupstream: not connected\n")
-            .unwrap_err();
+        let e = judge(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 20\r\n\r\n\nupstream: not connected\n",
+        )
+        .unwrap_err();
         assert_eq!(
             e,
-            ProbeError::Status { code: 503, detail: "HTTP/1.1 503 Service Unavailable: upstream: not connected".into() }
+            ProbeError::Status {
+                code: 503,
+                detail: "HTTP/1.1 503 Service Unavailable: upstream: not connected".into()
+            }
         );
         assert!(matches!(judge(b""), Err(ProbeError::NotHttp(_))));
         assert!(matches!(judge(b"SSH-2.0-OpenSSH\r\n"), Err(ProbeError::NotHttp(_))));
@@ -293,7 +319,10 @@ mod tests {
         assert_eq!(url("bind_address = \"tcp://10.1.2.3\"").unwrap(), "http://10.1.2.3:9559/readyz");
         assert_eq!(url("admin_address = \"0.0.0.0:9000\"").unwrap(), "http://127.0.0.1:9000/readyz");
         assert_eq!(url("admin_address = \"tcp://[::]:9000\"").unwrap(), "http://[::1]:9000/readyz");
-        assert_eq!(url("admin_address = \"relay:81\"\nbind_address = \"tcp://x\"").unwrap(), "http://relay:81/readyz");
+        assert_eq!(
+            url("admin_address = \"relay:81\"\nbind_address = \"tcp://x\"").unwrap(),
+            "http://relay:81/readyz"
+        );
         assert_eq!(url("admin_address = \"\"").unwrap_err(), ProbeError::AdminOff);
         assert!(matches!(url("admin_address = \"a:b:c\""), Err(ProbeError::BadUrl(_))));
         assert_eq!(default_url(&dir.join("absent.toml")).unwrap(), DEFAULT_URL);

@@ -2,6 +2,8 @@
 //! reason otherwise (503 with the body's reason, nothing listening, no answer, not HTTP), the URL
 //! derived from CONFIG_PATH's `admin_address`, and a bad argument (exit 2).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output};

@@ -1,6 +1,8 @@
 //! The README's quick start: the sample ingestor (examples/relay/ingestor.py) and sample client
 //! (examples/relay/history_client.py) against the relay binary, as a user would run them.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::PathBuf;
