@@ -26,9 +26,13 @@
 #   BENCH_FANOUT_SUBS=10          subscribers in (d)
 #   BENCH_RUST_LOG=relay=warn     RUST_LOG for our relay
 #   BENCH_RT=current|multi        runtime of relay_load (default current-thread: one core)
+#   BENCH_SCENARIOS="a b c d"     scenarios to run (b needs a)
 #   BENCH_RELAY_BIN=PATH          our relay binary (default target/release/relay), e.g. a musl
 #                                 build: target/x86_64-unknown-linux-musl/release/relay
-#   BENCH_SCENARIOS="a b c d"     scenarios to run ((b) needs (a)'s figure: it runs only with (a))
+#   BENCH_ADMIN=""                our relay's admin_address (default "": the admin endpoint and
+#                                 its metrics are off; e.g. 127.0.0.1:35554 turns them on)
+#   BENCH_SCRAPE=0                with BENCH_ADMIN set, 1 scrapes /metrics every second (curl) as
+#                                 Prometheus would
 #
 # Raw RESULT lines and relay logs go to $BENCH_OUT (default a temporary directory, printed).
 # Exit status: 0 when every scenario ran, 1 when one failed (the table shows "fail").
@@ -45,6 +49,10 @@ DURATION=${BENCH_DURATION:-5}
 PENDING=${BENCH_PENDING:-100000}
 SUBS=${BENCH_FANOUT_SUBS:-10}
 RUST_LOG_BENCH=${BENCH_RUST_LOG:-relay=warn}
+ADMIN=${BENCH_ADMIN:-}
+SCENARIOS=${BENCH_SCENARIOS:-"a b c d"}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+SCRAPE=${BENCH_SCRAPE:-0}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/bench-relay.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -66,8 +74,6 @@ target_dir="$(cargo metadata --format-version 1 --no-deps </dev/null |
 bin="${target_dir:-$repo_root/target}/release"
 LOAD="$bin/relay_load"
 RELAY_BIN=${BENCH_RELAY_BIN:-$bin/relay}
-SCENARIOS=${BENCH_SCENARIOS:-"a b c d"}
-has_scenario() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 PY="$(bash "$script_dir/ensure-pyzmq.sh")"
 
 if [[ " $IMPLS " == *" ours "* ]] && ! timeout 5 "$RELAY_BIN" --help </dev/null >/dev/null 2>&1; then
@@ -76,7 +82,11 @@ if [[ " $IMPLS " == *" ours "* ]] && ! timeout 5 "$RELAY_BIN" --help </dev/null 
 fi
 
 relay_pid=""
+scrape_pid=""
 cleanup() {
+    if [[ -n "$scrape_pid" ]]; then
+        kill "$scrape_pid" 2>/dev/null || true
+    fi
     if [[ -n "$relay_pid" ]]; then
         kill -TERM "$relay_pid" 2>/dev/null || true
         wait "$relay_pid" 2>/dev/null || true
@@ -112,6 +122,7 @@ flink_market_data_endpoint = "$UPSTREAM"
 request_timeout_secs = $timeout_secs
 max_pending_requests = $max_pending
 high_water_mark = $hwm
+admin_address = "$ADMIN"
 EOF
         CONFIG_PATH="$cfg" RUST_LOG="$RUST_LOG_BENCH" "$RELAY_BIN" </dev/null 2>"$log" &
         ;;
@@ -129,6 +140,10 @@ EOF
     relay_pid=$!
     for _ in $(seq 100); do
         if port_open "$CLIENT_PORT"; then
+            if [[ $impl == ours && -n "$ADMIN" && "$SCRAPE" == 1 ]]; then
+                (while sleep 1; do curl -sf -o /dev/null "http://$ADMIN/metrics" || true; done) &
+                scrape_pid=$!
+            fi
             return 0
         fi
         if ! kill -0 "$relay_pid" 2>/dev/null; then
@@ -143,6 +158,11 @@ EOF
 }
 
 stop_relay() {
+    if [[ -n "$scrape_pid" ]]; then
+        kill "$scrape_pid" 2>/dev/null || true
+        wait "$scrape_pid" 2>/dev/null || true
+        scrape_pid=""
+    fi
     if [[ -n "$relay_pid" ]]; then
         kill -TERM "$relay_pid" 2>/dev/null || true
         for _ in $(seq 100); do
@@ -199,15 +219,11 @@ run_scenario() { # IMPL NAME TIMEOUT MAX_PENDING LOAD-ARGS...
 }
 
 for impl in $IMPLS; do
-    if ! has_scenario a; then
-        : >"$OUT/$impl-a.result"
-    else
-        run_scenario "$impl" a 30 100000 requests --clients 50 --ingestors 3 \
-            --warmup "$WARMUP" --duration "$DURATION"
-    fi
+    run_scenario "$impl" a 30 100000 requests --clients 50 --ingestors 3 \
+        --warmup "$WARMUP" --duration "$DURATION"
     rps=$(get "$impl" a rps)
-    if ! has_scenario b; then
-        echo "-" >"$OUT/$impl-half-rate"
+    if ! want b; then
+        echo "skipped" >"$OUT/$impl-half-rate"
         : >"$OUT/$impl-b.result"
     elif [[ "$rps" =~ ^[0-9]+$ && "$rps" -gt 1 ]]; then
         echo "$((rps / 2))" >"$OUT/$impl-half-rate"
@@ -220,15 +236,11 @@ for impl in $IMPLS; do
     fi
     # Queues as deep as the requests left pending: the silent ingestor reads more slowly than the
     # relay forwards, and with the default HWM its work messages would be dropped (PUB semantics).
-    if has_scenario c; then
+    if want c; then
         RUN_HWM=$((PENDING + 10000)) run_scenario "$impl" c 3600 $((PENDING + 10000)) pending --count "$PENDING"
-    else
-        : >"$OUT/$impl-c.result"
     fi
-    if has_scenario d; then
+    if want d; then
         run_scenario "$impl" d 30 100000 fanout --subscribers "$SUBS" --duration "$DURATION"
-    else
-        : >"$OUT/$impl-d.result"
     fi
 done
 

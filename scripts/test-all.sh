@@ -7,10 +7,10 @@
 #   ZMTP_PYTHON   python with pyzmq for the interop tests (default: the .venv made by
 #                 scripts/ensure-pyzmq.sh)
 #
-# Installs when missing: pyzmq into .venv, iptables, docker.io, docker-compose (apt-get, as root; the
-# last two for scripts/check-docker.sh), the rust target x86_64-unknown-linux-musl, cargo-fuzz (cargo install; the
-# version pinned in scripts/fuzz-common.sh, replacing another installed version), the nightly
-# toolchain (rustup).
+# Installs when missing: pyzmq into .venv, iptables, prometheus, docker.io and docker-compose
+# (apt-get, as root; the last two for scripts/check-docker.sh), the rust target
+# x86_64-unknown-linux-musl, cargo-fuzz (cargo install; the version pinned in scripts/fuzz-common.sh,
+# replacing another installed version), the nightly toolchain (rustup).
 set -euo pipefail
 
 export CI=true
@@ -42,6 +42,15 @@ if ! command -v iptables >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v 
     echo "test-all: installing iptables"
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables; }; then
         echo "test-all: could not install iptables; faults_netns.rs will take links down instead"
+    fi
+fi
+
+# relay/tests/e2e_ops.rs has a real Prometheus scrape the relay (Debian's package, run directly; without
+# it that test installs it itself, or says SKIPPED).
+if [[ ! -x /usr/bin/prometheus ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "test-all: installing prometheus"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }; then
+        echo "test-all: could not install prometheus; e2e_ops.rs will skip its Prometheus test"
     fi
 fi
 

@@ -354,7 +354,7 @@ fn start_relay(cfg: &Config, ports: Ports) -> Result<RelayProc, String> {
     let config = format!(
         "bind_address = \"tcp://127.0.0.1\"\nclient_request_port = {}\ningestor_work_port = {}\n\
          ingestor_response_port = {}\nmarket_data_pub_port = {}\nflink_market_data_endpoint = \"{}\"\n\
-         request_timeout_secs = {}\nhandshake_timeout_secs = 5\n",
+         request_timeout_secs = {}\nhandshake_timeout_secs = 5\nadmin_address = \"\"\n",
         ports.client,
         ports.work,
         ports.response,

@@ -72,7 +72,15 @@ pub struct Config {
     pub market_data_pub_security: PortSecurityConfig,
     /// CURVE client settings of the upstream XSUB (`flink_market_data_curve_*` keys).
     pub upstream_security: UpstreamSecurityConfig,
+    /// `admin_address` as written: `None` is the default (the host of `bind_address`, port
+    /// [`DEFAULT_ADMIN_PORT`]), `Some("")` turns the admin endpoint off. See [`Config::admin_address`].
+    pub admin_address: Option<String>,
+    /// `upstream_optional`: `/readyz` does not wait for the upstream connection.
+    pub upstream_optional: bool,
 }
+
+/// The admin endpoint's port when `admin_address` is not set.
+pub const DEFAULT_ADMIN_PORT: u16 = 9559;
 
 /// The security settings of one role's bound port(s), as written in the file (paths, not yet read:
 /// [`Config::security`] reads them). All unset is the NULL mechanism.
@@ -144,6 +152,8 @@ impl Default for Config {
             ingestor_security: PortSecurityConfig::default(),
             market_data_pub_security: PortSecurityConfig::default(),
             upstream_security: UpstreamSecurityConfig::default(),
+            admin_address: None,
+            upstream_optional: false,
         }
     }
 }
@@ -215,6 +225,8 @@ const KEYS: &[&str] = &[
     "flink_market_data_curve_secret_key_file",
     "flink_market_data_curve_server_key",
     "flink_market_data_curve_server_cert_file",
+    "admin_address",
+    "upstream_optional",
 ];
 
 impl Config {
@@ -265,6 +277,12 @@ impl Config {
                 return Err(ConfigError::key(key, "unknown key"));
             }
             config.set(key, value)?;
+        }
+        // An `admin_address` that spells out the default is the default (`*` and `0.0.0.0` alike).
+        if let Some(explicit) = config.admin_address.take() {
+            if config.admin_address() != Some(explicit.replace("*:", "0.0.0.0:")) || explicit.is_empty() {
+                config.admin_address = Some(explicit);
+            }
         }
         config.validate()?;
         Ok(config)
@@ -319,6 +337,11 @@ impl Config {
                 let text = string(key, value)?;
                 self.upstream_security.curve_server_key =
                     if text.is_empty() { None } else { Some(server_key(key, &text)?) };
+            }
+            "admin_address" => self.admin_address = Some(string(key, value)?),
+            "upstream_optional" => {
+                self.upstream_optional =
+                    value.as_bool().ok_or_else(|| ConfigError::key(key, "expected true or false"))?
             }
             _ => return self.set_port_security(key, value),
         }
@@ -399,6 +422,7 @@ impl Config {
                 validate_port_security(prefix, security)?;
             }
         }
+        self.validate_admin_address()?;
         self.validate_upstream_security()
     }
 
@@ -436,6 +460,47 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// `admin_address`: `host:port` (`*` or a bracketed IPv6 address as host), or empty; its port may
+    /// not be one of the relay's ports on the same host.
+    fn validate_admin_address(&self) -> Result<(), ConfigError> {
+        let key = "admin_address";
+        let Some(address) = self.admin_address() else { return Ok(()) };
+        let bad =
+            || ConfigError::key(key, format!("expected \"host:port\" (or \"\" for off), got {address:?}"));
+        let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        if port == 0
+            || host.is_empty()
+            || (host.contains(':') && !bracketed)
+            || host.contains(char::is_whitespace)
+        {
+            return Err(bad());
+        }
+        if let Some((other, _)) = self.ports().iter().find(|(_, p)| *p == port) {
+            return Err(ConfigError::key(key, format!("port {port} is also `{other}`")));
+        }
+        Ok(())
+    }
+
+    /// Where the admin endpoint listens (`host:port`, `*` already read as `0.0.0.0`), or `None` when
+    /// `admin_address = ""` turns it off. Unset, it is the host of `bind_address` with port
+    /// [`DEFAULT_ADMIN_PORT`].
+    pub fn admin_address(&self) -> Option<String> {
+        let address = match &self.admin_address {
+            Some(a) if a.trim().is_empty() => return None,
+            Some(a) => a.clone(),
+            None => {
+                let host = self.bind_address.strip_prefix("tcp://").unwrap_or(&self.bind_address);
+                format!("{host}:{DEFAULT_ADMIN_PORT}")
+            }
+        };
+        Some(match address.strip_prefix("*:") {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => address,
+        })
     }
 
     /// The four bound ports with their keys, in the order they are bound.
@@ -890,6 +955,25 @@ mod tests {
                 "{key} is not in config.example.toml"
             );
         }
+    }
+
+    #[test]
+    fn admin_address_defaults_to_the_bind_host_and_is_checked() {
+        assert_eq!(Config::default().admin_address().as_deref(), Some("0.0.0.0:9559"));
+        let local = Config::from_toml("bind_address = \"tcp://127.0.0.1\"").unwrap();
+        assert_eq!(local.admin_address().as_deref(), Some("127.0.0.1:9559"));
+        let off = Config::from_toml("admin_address = \"\"").unwrap();
+        assert_eq!(off.admin_address(), None);
+        let set = Config::from_toml("admin_address = \"[::1]:9000\"\nupstream_optional = true").unwrap();
+        assert_eq!(set.admin_address().as_deref(), Some("[::1]:9000"));
+        assert!(set.upstream_optional);
+        for bad in ["\"9559\"", "\"host\"", "\"h:0\"", "\"h:99999\"", "\"::1:80\"", "\":80\"", "5"] {
+            let e = err(&format!("admin_address = {bad}"));
+            assert_eq!(e.key.as_deref(), Some("admin_address"), "{bad}: {e}");
+        }
+        let e = err("admin_address = \"127.0.0.1:5559\"");
+        assert!(e.to_string().contains("client_request_port"), "{e}");
+        assert_eq!(err("upstream_optional = 1").key.as_deref(), Some("upstream_optional"));
     }
 
     #[test]

@@ -19,11 +19,13 @@
 //! Ports may require CURVE or PLAIN ([`security`]); [`Relay::bind`] reads the key files the
 //! configuration names before binding anything.
 
+pub mod admin;
 mod alloc;
 pub mod config;
 pub mod healthcheck;
 pub mod logging;
 pub mod market;
+pub mod metrics;
 pub mod requests;
 pub mod security;
 
@@ -37,7 +39,8 @@ use zmtp::proto::ProtocolError;
 use zmtp::{Error, HandshakeFailure, Msg, Options, SendError, Socket, SocketEventKind, SocketType};
 
 pub use config::{Config, ConfigError, ConfigSource, LogFormat};
-use logging::{DropKind, Drops, Id, PeerRole, RateLimit, RefusalCounters, Refusals};
+use logging::{DropKind, Drops, Id, PeerRole, RateLimit, RefusalCounters, Refusals, Summary};
+use metrics::{Metrics, Observer, Outcome, Port, PortMetrics, Slot, NO_PREFIX_SLOT};
 pub use requests::PendingTable;
 use requests::{parse_request, parse_response, reply, Request, Status, TYPE_WORK};
 pub use security::{PortSecurity, Security};
@@ -120,6 +123,8 @@ pub struct Relay {
     responses: Socket,
     market: market::MarketData,
     refusals: Arc<RefusalCounters>,
+    observer: Observer,
+    admin: Option<admin::Admin>,
 }
 
 impl Relay {
@@ -135,6 +140,16 @@ impl Relay {
     pub async fn bind_secured(config: &Config, security: &Security) -> Result<Relay, RunError> {
         let base = base_options(config);
         let refusals = Arc::new(RefusalCounters::default());
+        // In bind mode the upstream condition of readiness is "bound", checked as a port.
+        let observer = Observer::new(!config.upstream_optional && !config.flink_market_data_bind);
+        // The admin endpoint first: /readyz then says which port is not bound yet.
+        let (proxy_control, admin) = match config.admin_address() {
+            Some(address) => {
+                let (control, stats) = admin::ProxyStats::pair().await?;
+                (Some(control), Some(admin::Admin::start(&address, observer.clone(), stats).await?))
+            }
+            None => (None, None),
+        };
         let clients = Socket::with_options(
             SocketType::Router,
             security.clients.apply(Options {
@@ -171,18 +186,35 @@ impl Relay {
                 socket.bind(&endpoint).await.map_err(|error| RunError::Bind { key, endpoint, error })?;
             tracing::info!(role = %role, endpoint = %bound, mechanism = port_security.mechanism(), "listening");
             let counted = if key == "client_request_port" { PeerRole::Clients } else { PeerRole::Ingestors };
-            watch_peers(socket, role, Refused::new(&refusals, counted, port_security.is_secured()));
+            let port = Port::of_key(key).unwrap_or(Port::Clients);
+            observer.port_bound(port);
+            let refused = Refused::new(&refusals, counted, port_security.is_secured());
+            watch_peers(socket, role, refused, observer.port(port));
         }
-        let market = market::MarketData::bind(config, &base, security, &refusals).await?;
-        Ok(Relay { config: config.clone(), clients, work, responses, market, refusals })
+        let market =
+            market::MarketData::bind(config, &base, security, &refusals, &observer, proxy_control).await?;
+        observer.watch_subscriptions(&work, &market.subscribers());
+        Ok(Relay { config: config.clone(), clients, work, responses, market, refusals, observer, admin })
+    }
+
+    /// The address the admin endpoint is bound on, if `admin_address` is not empty.
+    pub fn admin_address(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_address)
+    }
+
+    /// The relay's metrics and readiness (what the admin endpoint serves).
+    pub fn observer(&self) -> &Observer {
+        &self.observer
     }
 
     /// Serves requests and market data until `shutdown` completes, then answers every pending request
     /// `UNAVAILABLE`, flushes for at most [`SHUTDOWN_LINGER`] and closes every socket.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stats {
-        let Relay { config, clients, work, responses, market, refusals } = self;
+        let Relay { config, clients, work, responses, market, refusals, observer, admin } = self;
         let market_task = market.start();
         let mut server = Server {
+            metrics: Metrics::new(observer.clone()),
+            summary: Summary::default(),
             config,
             clients: clients.clone(),
             work: work.clone(),
@@ -198,6 +230,9 @@ impl Relay {
         tokio::pin!(shutdown);
         let mut drop_log = tokio::time::interval(logging::DROP_LOG_INTERVAL);
         drop_log.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut summary_log = tokio::time::interval(logging::SUMMARY_INTERVAL);
+        summary_log.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        summary_log.tick().await; // The first tick is immediate: nothing to sum up yet.
         loop {
             tokio::select! {
                 biased;
@@ -208,6 +243,7 @@ impl Relay {
                     server.count_refusals();
                     server.refusals.flush();
                 }
+                _ = summary_log.tick() => server.summary.flush(server.pending.len()),
                 msg = responses.recv() => match msg {
                     Ok(msg) => {
                         server.handle_response(msg);
@@ -228,14 +264,14 @@ impl Relay {
                     }
                     Err(e) => { tracing::error!("client socket failed: {e}"); break }
                 },
-                (id, envelope) = poll_fn(|cx| server.pending.poll_expired(cx)) => {
-                    server.time_out(id, envelope);
+                (id, envelope, tag) = poll_fn(|cx| server.pending.poll_expired(cx)) => {
+                    server.time_out(id, envelope, tag.slot);
                     for _ in 1..BATCH {
                         let waker = futures::task::noop_waker();
-                        let Poll::Ready((id, envelope)) =
+                        let Poll::Ready((id, envelope, tag)) =
                             server.pending.poll_expired(&mut std::task::Context::from_waker(&waker))
                         else { break };
-                        server.time_out(id, envelope);
+                        server.time_out(id, envelope, tag.slot);
                     }
                 },
                 msg = work.recv() => match msg {
@@ -245,11 +281,14 @@ impl Relay {
             }
         }
         tracing::info!(pending = server.pending.len(), "shutting down");
+        observer.shutting_down();
         server.count_publisher_drops();
         let pending: Vec<_> = server.pending.drain().collect();
-        for (id, envelope) in pending {
-            server.refuse(envelope, id, "UNAVAILABLE", "relay shutting down".into());
+        for (id, envelope, tag) in pending {
+            server.refuse(envelope, id, tag.slot, Outcome::Unavailable, "relay shutting down".into());
         }
+        server.metrics.pending(0);
+        server.summary.flush(0);
         server.drops.flush();
         let close_all = async {
             tokio::join!(clients.close(), work.close(), responses.close(), market.close(market_task));
@@ -259,6 +298,9 @@ impl Relay {
         }
         server.count_refusals();
         server.refusals.flush();
+        if let Some(admin) = admin {
+            admin.stop().await;
+        }
         let stats = server.stats;
         let auth = stats.auth_refused;
         tracing::info!(
@@ -298,6 +340,9 @@ fn base_options(config: &Config) -> Options {
 
 /// The request loop's state.
 struct Server {
+    metrics: Metrics,
+    /// Requests by outcome, logged at `info` every [`logging::SUMMARY_INTERVAL`].
+    summary: Summary,
     config: Config,
     clients: Socket,
     work: Socket,
@@ -322,17 +367,20 @@ impl Server {
             Request::EnvelopeFrameTooLong => self.drop_message(DropKind::BadEnvelope, peer_of(&frames)),
             Request::Bad { envelope, request_id, reason } => {
                 frames.truncate(envelope);
-                self.refuse(frames, request_id, "BAD_REQUEST", reason);
+                self.refuse(frames, request_id, NO_PREFIX_SLOT, Outcome::BadRequest, reason);
             }
             Request::Good { envelope, request_id, prefix, ticker, params } => {
                 frames.truncate(envelope);
+                let slot = self.metrics.slot(&prefix);
                 if self.pending.contains(&request_id) {
-                    self.refuse(frames, request_id, "DUPLICATE", "request_id already pending".into());
+                    let reason = "request_id already pending".into();
+                    self.refuse(frames, request_id, slot, Outcome::Duplicate, reason);
                 } else if self.pending.len() >= self.config.max_pending_requests {
-                    self.refuse(frames, request_id, "OVERLOADED", "too many pending requests".into());
+                    let reason = "too many pending requests".into();
+                    self.refuse(frames, request_id, slot, Outcome::Overloaded, reason);
                 } else if self.work.has_subscriber(&prefix) != Some(true) {
                     let reason = format!("no ingestor serves {}", String::from_utf8_lossy(&prefix));
-                    self.refuse(frames, request_id, "UNAVAILABLE", reason);
+                    self.refuse(frames, request_id, slot, Outcome::Unavailable, reason);
                 } else {
                     let work = vec![
                         prefix.clone(),
@@ -346,9 +394,11 @@ impl Server {
                     if let Err(SendError { error, .. }) = self.work.try_send(work) {
                         tracing::warn!(request_id = %Id(&request_id), "work message not sent: {error}");
                     }
-                    tracing::info!(prefix = %String::from_utf8_lossy(&prefix), request_id = %Id(&request_id), "request forwarded");
-                    self.pending.insert(request_id, frames, self.config.request_timeout);
+                    tracing::debug!(prefix = %String::from_utf8_lossy(&prefix), request_id = %Id(&request_id), "request forwarded");
+                    self.pending.insert(request_id, frames, self.config.request_timeout, slot);
                     self.stats.forwarded += 1;
+                    self.summary.forwarded += 1;
+                    self.metrics.pending(self.pending.len());
                 }
             }
         }
@@ -360,28 +410,45 @@ impl Server {
             let last = frames.get(2).map(|id| Id(id).to_string()).unwrap_or_default();
             return self.drop_message(DropKind::MalformedResponse, last);
         };
-        let Some(envelope) = self.pending.take(request_id) else {
+        let Some((envelope, tag)) = self.pending.take(request_id) else {
             return self.drop_message(DropKind::ResponseNotPending, Id(request_id));
         };
-        let status = match status {
-            Status::Ok => "OK",
-            Status::Error => "ERROR",
+        let (status, outcome) = match status {
+            Status::Ok => ("OK", Outcome::Ok),
+            Status::Error => ("ERROR", Outcome::Error),
         };
-        tracing::info!(request_id = %Id(request_id), status = %status, "response received");
+        tracing::debug!(request_id = %Id(request_id), status = %status, "response received");
         self.stats.answered += 1;
+        self.metrics.answered(tag.slot, outcome, tag.forwarded.elapsed());
+        self.metrics.pending(self.pending.len());
+        self.summary.count(outcome);
         self.send_reply(envelope, request_id.clone(), status, &frames[4..]);
     }
 
-    fn time_out(&mut self, request_id: Bytes, envelope: Vec<Bytes>) {
+    fn time_out(&mut self, request_id: Bytes, envelope: Vec<Bytes>, slot: Slot) {
         tracing::warn!(request_id = %Id(&request_id), "request timed out");
         self.stats.timed_out += 1;
+        self.metrics.request_outcome(slot, Outcome::Timeout);
+        self.metrics.pending(self.pending.len());
+        self.summary.count(Outcome::Timeout);
         let reason = format!("no response within {:?}", self.config.request_timeout);
         self.send_reply(envelope, request_id, "TIMEOUT", &[Bytes::from(reason)]);
     }
 
-    fn refuse(&mut self, envelope: Vec<Bytes>, request_id: Bytes, status: &'static str, reason: String) {
-        tracing::info!(request_id = %Id(&request_id), status = %status, reason = %reason, "request refused");
+    /// Answers a request at once with a refusal (`outcome`: its status), counted for `slot`'s prefix.
+    fn refuse(
+        &mut self,
+        envelope: Vec<Bytes>,
+        request_id: Bytes,
+        slot: Slot,
+        outcome: Outcome,
+        reason: String,
+    ) {
+        let status = outcome.status();
+        tracing::debug!(request_id = %Id(&request_id), status = %status, reason = %reason, "request refused");
         self.stats.refused += 1;
+        self.metrics.request_outcome(slot, outcome);
+        self.summary.count(outcome);
         self.send_reply(envelope, request_id, status, &[Bytes::from(reason)]);
     }
 
@@ -391,7 +458,7 @@ impl Server {
         let frames = reply(envelope, request_id.clone(), status, rest);
         match self.clients.try_send(frames) {
             Ok(()) => {
-                tracing::info!(request_id = %Id(&request_id), status = %status, "response sent")
+                tracing::debug!(request_id = %Id(&request_id), status = %status, "response sent")
             }
             Err(SendError { error: Error::HostUnreachable(_), .. }) => {
                 self.drop_message(DropKind::ClientGone, Id(&request_id))
@@ -415,6 +482,8 @@ impl Server {
         self.stats.dropped += work + market;
         self.drops.count_many(DropKind::IngestorQueueFull, work, "work messages");
         self.drops.count_many(DropKind::SubscriberQueueFull, market, "market-data messages");
+        self.metrics.dropped(DropKind::IngestorQueueFull, work);
+        self.metrics.dropped(DropKind::SubscriberQueueFull, market);
     }
 
     /// Counts the peers the monitors saw refused at authentication since the last call (logged
@@ -438,6 +507,7 @@ impl Server {
 
     fn drop_message(&mut self, kind: DropKind, detail: impl std::fmt::Display) {
         self.stats.dropped += 1;
+        self.metrics.dropped(kind, 1);
         self.drops.count(kind, detail);
     }
 }
@@ -513,14 +583,22 @@ pub(crate) fn library_warns(failure: &HandshakeFailure) -> bool {
 /// (`refused`). Ends when the socket closes. An ordinary close (the peer hung up, or a port probe that
 /// connects and closes without a word: a health check, a load balancer) is logged at `debug`, and so
 /// is a refusal that the zmtp library already logged at `warn` with the peer's address.
-pub(crate) fn watch_peers(socket: &Socket, role: &'static str, refused: Refused) {
+///
+/// It also keeps `port`'s metrics: peers connected (a handshake done, until that connection ends) and
+/// handshake failures by reason.
+pub(crate) fn watch_peers(socket: &Socket, role: &'static str, refused: Refused, port: PortMetrics) {
     let mut monitor = socket.monitor();
     tokio::spawn(async move {
         let mut limit = RateLimit::new(20);
         let mut last_handshake_failure = None;
         while let Some(event) = monitor.recv().await {
             let (ordinary, reason) = match event.kind {
+                SocketEventKind::HandshakeSucceeded => {
+                    port.peer_connected();
+                    continue;
+                }
                 SocketEventKind::HandshakeFailed(failure) => {
+                    port.handshake_failed(&failure);
                     let counted = refused.count(&failure);
                     let ordinary = matches!(&failure, HandshakeFailure::NoDetail(r) if r.is_ordinary())
                         || (counted && library_warns(&failure));
@@ -532,15 +610,20 @@ pub(crate) fn watch_peers(socket: &Socket, role: &'static str, refused: Refused)
                     if last_handshake_failure.take() == Some(HandshakeFailure::from_reason(&reason)) {
                         continue; // Already logged as the handshake failure.
                     }
+                    port.peer_disconnected();
                     (reason.is_ordinary(), reason.to_string())
                 }
                 SocketEventKind::MonitorStopped => break,
                 _ => continue,
             };
+            // The monitor event names the port's endpoint, not the peer's address (zmtp's
+            // SocketEvent carries no peer address for a disconnection): `endpoint` and `role` say
+            // which port; the zmtp library's own `debug` line names the peer.
+            let endpoint = event.endpoint;
             if ordinary {
-                tracing::debug!(role = %role, reason = %reason, "peer disconnected");
+                tracing::debug!(role = %role, endpoint = %endpoint, reason = %reason, "peer disconnected");
             } else if let Some(suppressed) = limit.allow() {
-                tracing::warn!(role = %role, reason = %reason, suppressed, "peer disconnected");
+                tracing::warn!(role = %role, endpoint = %endpoint, reason = %reason, suppressed, "peer disconnected");
             }
         }
     });

@@ -15,9 +15,27 @@ use crate::config::LogFormat;
 /// each peer refused at the handshake, with its address and the reason).
 pub const DEFAULT_FILTER: &str = "relay=info,zmtp=warn";
 
-/// Installs the global subscriber: `RUST_LOG` (default [`DEFAULT_FILTER`]), lines on stderr. An invalid
-/// `RUST_LOG` is reported and the default is used.
+/// The environment variable that overrides `log_format` (`text` or `json`).
+pub const LOG_FORMAT_ENV: &str = "RELAY_LOG_FORMAT";
+
+/// `format`, unless [`LOG_FORMAT_ENV`] says `text` or `json` (another value is reported and ignored).
+pub fn format_from_env(format: LogFormat) -> LogFormat {
+    match std::env::var(LOG_FORMAT_ENV) {
+        Ok(v) if v.trim().eq_ignore_ascii_case("json") => LogFormat::Json,
+        Ok(v) if v.trim().eq_ignore_ascii_case("text") => LogFormat::Text,
+        Ok(v) if !v.trim().is_empty() => {
+            eprintln!("relay: ignoring {LOG_FORMAT_ENV}={v:?} (expected text or json)");
+            format
+        }
+        _ => format,
+    }
+}
+
+/// Installs the global subscriber: `RUST_LOG` (default [`DEFAULT_FILTER`]), lines on stderr, as text or
+/// JSON (`format`, overridden by [`LOG_FORMAT_ENV`]). An invalid `RUST_LOG` is reported and the default
+/// is used.
 pub fn init(format: LogFormat) {
+    let format = format_from_env(format);
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
             eprintln!("relay: ignoring RUST_LOG={spec:?} ({e}); using {DEFAULT_FILTER}");
@@ -34,6 +52,51 @@ pub fn init(format: LogFormat) {
     };
     if let Err(e) = installed {
         eprintln!("relay: logging already initialised: {e}");
+    }
+}
+
+/// How often the request summary is logged at `info`.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Requests by outcome since the last summary line: the per-request lines are at `debug`, and this
+/// line (`requests forwarded=… ok=… error=… timeout=… …`) is what `info` shows of the traffic, every
+/// [`SUMMARY_INTERVAL`] (and at shutdown) when there was any.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Requests forwarded to ingestors.
+    pub forwarded: u64,
+    outcomes: [u64; crate::metrics::Outcome::ALL.len()],
+}
+
+impl Summary {
+    /// Counts one reply.
+    pub fn count(&mut self, outcome: crate::metrics::Outcome) {
+        self.outcomes[outcome as usize] += 1;
+    }
+
+    /// Logs the counts since the last line if there are any, and starts over.
+    pub fn flush(&mut self, pending: usize) {
+        if self.forwarded == 0 && self.outcomes.iter().all(|n| *n == 0) {
+            return;
+        }
+        let [ok, error, timeout, bad_request, duplicate, overloaded, unavailable, rate_limited] =
+            self.outcomes;
+        tracing::info!(
+            target: "relay",
+            forwarded = self.forwarded,
+            ok,
+            error,
+            timeout,
+            bad_request,
+            duplicate,
+            overloaded,
+            unavailable,
+            rate_limited,
+            pending,
+            interval_secs = SUMMARY_INTERVAL.as_secs(),
+            "requests"
+        );
+        *self = Summary::default();
     }
 }
 

@@ -23,7 +23,9 @@ there, the built-in defaults run: clients on tcp://*:5559, ingestor work on 5555
 mechanism. Each port may require CURVE or PLAIN (the *_curve_* and *_plain_* keys; keys are made with
 zmtp-keygen --out DIR NAME); see docs/relay-protocol.md, section 6.
 RUST_LOG sets the log filter (default relay=info,zmtp=warn: the zmtp library's warnings name each peer
-refused at authentication); logs go to stderr, as text or JSON (log_format).
+refused at authentication; relay=debug adds a line per request); logs go to stderr, as text or JSON
+(log_format, or RELAY_LOG_FORMAT=text|json). An HTTP admin endpoint (admin_address, default port 9559
+of the bind host) serves /metrics (Prometheus), /livez and /readyz; see docs/relay-protocol.md, section 7.
 
 Exit status: 0 after SIGTERM/SIGINT, 2 for a bad configuration (nothing bound), 1 if a port is in use.
 

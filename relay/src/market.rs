@@ -10,6 +10,7 @@ use zmtp::{HandshakeFailure, Options, Socket, SocketEventKind, SocketType};
 
 use crate::config::Config;
 use crate::logging::{PeerRole, RateLimit, RefusalCounters};
+use crate::metrics::{Observer, Port, PortMetrics};
 use crate::security::Security;
 use crate::{library_warns, Refused, RunError};
 
@@ -22,16 +23,21 @@ pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
 pub struct MarketData {
     upstream: Socket,
     subscribers: Socket,
+    /// The proxy's control socket (the admin endpoint asks it for the message counts).
+    control: Option<Socket>,
 }
 
 impl MarketData {
     /// Binds the subscribers' XPUB, then binds or connects the upstream XSUB, with the mechanisms of
-    /// `security`; authentication refusals are counted in `refusals`.
+    /// `security`; authentication refusals are counted in `refusals`, peers and readiness in
+    /// `observer`. `control`: the proxy's control socket, if the admin endpoint asks for its counts.
     pub async fn bind(
         config: &Config,
         base: &Options,
         security: &Security,
         refusals: &Arc<RefusalCounters>,
+        observer: &Observer,
+        control: Option<Socket>,
     ) -> Result<MarketData, RunError> {
         let mut xpub_options = security.subscribers.apply(base.clone());
         xpub_options.subscription_limits.max_topics = config.max_subscriptions_per_subscriber;
@@ -43,10 +49,12 @@ impl MarketData {
         let mechanism = security.subscribers.mechanism();
         tracing::info!(target: "relay", role = %"market data out", endpoint = %bound, mechanism, "listening");
         let secured = security.subscribers.is_secured();
+        observer.port_bound(Port::MarketDataOut);
         crate::watch_peers(
             &subscribers,
             "market data out",
             Refused::new(refusals, PeerRole::Subscribers, secured),
+            observer.port(Port::MarketDataOut),
         );
 
         let upstream_options = Options {
@@ -71,22 +79,26 @@ impl MarketData {
                 error,
             })?;
             tracing::info!(target: "relay", role = %"market data in", endpoint = %bound, mechanism, "listening");
+            observer.port_bound(Port::MarketDataIn);
             crate::watch_peers(
                 &upstream,
                 "market data in",
                 Refused::new(refusals, PeerRole::Upstream, false),
+                observer.port(Port::MarketDataIn),
             );
         } else {
             let refused = Refused::new(refusals, PeerRole::Upstream, security.upstream.is_some());
-            watch_upstream(&upstream, endpoint.clone(), refused);
+            watch_upstream(&upstream, endpoint.clone(), refused, observer.port(Port::MarketDataIn));
             tracing::info!(target: "relay", endpoint, mechanism, "upstream connecting");
             upstream.connect(&endpoint).map_err(|error| RunError::Bind {
                 key: "flink_market_data_endpoint",
                 endpoint: endpoint.clone(),
                 error,
             })?;
+            // Connecting: readiness then waits for the connection itself (unless optional).
+            observer.port_bound(Port::MarketDataIn);
         }
-        Ok(MarketData { upstream, subscribers })
+        Ok(MarketData { upstream, subscribers, control })
     }
 
     /// A handle to the subscribers' XPUB (for its drop counter).
@@ -97,8 +109,14 @@ impl MarketData {
     /// Starts forwarding on its own task, until [`MarketData::close`].
     pub fn start(&self) -> tokio::task::JoinHandle<()> {
         let (upstream, subscribers) = (self.upstream.clone(), self.subscribers.clone());
+        let control = self.control.clone();
         tokio::spawn(async move {
-            if let Err(e) = zmtp::proxy(&upstream, &subscribers, None).await {
+            let ended = match &control {
+                // The same forwarding, plus a control socket answering STATISTICS.
+                Some(control) => zmtp::proxy_steerable(&upstream, &subscribers, None, control).await,
+                None => zmtp::proxy(&upstream, &subscribers, None).await,
+            };
+            if let Err(e) = ended {
                 tracing::debug!(target: "relay", "market-data proxy ended: {e}");
             }
         })
@@ -108,6 +126,9 @@ impl MarketData {
     pub async fn close(self, task: tokio::task::JoinHandle<()>) {
         tokio::join!(self.upstream.close(), self.subscribers.close());
         let _ = task.await;
+        if let Some(control) = self.control {
+            control.close().await;
+        }
     }
 }
 
@@ -119,7 +140,7 @@ impl MarketData {
 /// (as libzmq) does not reconnect: the relay connects again itself after [`RECONNECT_MAX`], so that it
 /// still reconnects after any failure (`docs/relay-protocol.md` §5) and recovers once the source
 /// accepts its key.
-fn watch_upstream(socket: &Socket, endpoint: String, refused: Refused) {
+fn watch_upstream(socket: &Socket, endpoint: String, refused: Refused, port: PortMetrics) {
     let mut monitor = socket.monitor();
     let socket = socket.clone();
     tokio::spawn(async move {
@@ -128,9 +149,11 @@ fn watch_upstream(socket: &Socket, endpoint: String, refused: Refused) {
         while let Some(event) = monitor.recv().await {
             match event.kind {
                 SocketEventKind::HandshakeSucceeded => {
+                    port.peer_connected();
                     tracing::info!(target: "relay", endpoint, "upstream connected")
                 }
                 SocketEventKind::HandshakeFailed(failure) => {
+                    port.handshake_failed(&failure);
                     let counted = refused.count(&failure);
                     if counted && !library_warns(&failure) {
                         if let Some(suppressed) = failed.allow() {
@@ -150,6 +173,8 @@ fn watch_upstream(socket: &Socket, endpoint: String, refused: Refused) {
                     }
                 }
                 SocketEventKind::Disconnected(reason) => {
+                    // After a failed handshake too: the gauge never goes below zero.
+                    port.peer_disconnected();
                     tracing::info!(target: "relay", endpoint, reason = %reason, "upstream disconnected")
                 }
                 SocketEventKind::ConnectDelayed(reason) => {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio_util::time::{delay_queue, DelayQueue};
@@ -168,6 +168,17 @@ pub struct PendingTable {
 struct Pending {
     envelope: Vec<Bytes>,
     deadline: delay_queue::Key,
+    tag: Tag,
+}
+
+/// What the metrics remember of a pending request: its prefix's label slot and when it was
+/// forwarded (for the latency histogram).
+#[derive(Debug, Clone, Copy)]
+pub struct Tag {
+    /// The exchange prefix's metrics slot.
+    pub slot: crate::metrics::Slot,
+    /// When the request was forwarded.
+    pub forwarded: Instant,
 }
 
 impl PendingTable {
@@ -196,32 +207,40 @@ impl PendingTable {
     /// The id and the envelope are copied (at most 64 B and 8 KiB): the frames as received are slices
     /// of the connection's read buffers, and holding them for the request's lifetime would keep those
     /// whole buffers alive (measured: 520 B per pending request before, against the copies' size).
-    pub fn insert(&mut self, request_id: Bytes, envelope: Vec<Bytes>, timeout: Duration) {
+    /// `slot` is the prefix's metrics slot, handed back with the envelope.
+    pub fn insert(
+        &mut self,
+        request_id: Bytes,
+        envelope: Vec<Bytes>,
+        timeout: Duration,
+        slot: crate::metrics::Slot,
+    ) {
         let request_id = Bytes::copy_from_slice(&request_id);
         let envelope = envelope.iter().map(|f| Bytes::copy_from_slice(f)).collect();
         let deadline = self.deadlines.insert(request_id.clone(), timeout);
-        if let Some(old) = self.by_id.insert(request_id, Pending { envelope, deadline }) {
+        let tag = Tag { slot, forwarded: Instant::now() };
+        if let Some(old) = self.by_id.insert(request_id, Pending { envelope, deadline, tag }) {
             // Not reached (callers check `contains` first); keep the wheel consistent anyway.
             self.deadlines.try_remove(&old.deadline);
         }
     }
 
-    /// Removes a pending request (answered): its envelope, or `None` if it is not pending.
-    pub fn take(&mut self, request_id: &[u8]) -> Option<Vec<Bytes>> {
+    /// Removes a pending request (answered): its envelope and tag, or `None` if it is not pending.
+    pub fn take(&mut self, request_id: &[u8]) -> Option<(Vec<Bytes>, Tag)> {
         let pending = self.by_id.remove(request_id)?;
         self.deadlines.try_remove(&pending.deadline);
-        Some(pending.envelope)
+        Some((pending.envelope, pending.tag))
     }
 
-    /// The next request whose timeout has passed, removed from the table: `(request_id, envelope)`.
-    /// Pending (and woken later) while none has expired, including when the table is empty.
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<(Bytes, Vec<Bytes>)> {
+    /// The next request whose timeout has passed, removed from the table: `(request_id, envelope,
+    /// tag)`. Pending (and woken later) while none has expired, including when the table is empty.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<(Bytes, Vec<Bytes>, Tag)> {
         loop {
             match self.deadlines.poll_expired(cx) {
                 Poll::Ready(Some(expired)) => {
                     let id = expired.into_inner();
                     if let Some(pending) = self.by_id.remove(&id) {
-                        return Poll::Ready((id, pending.envelope));
+                        return Poll::Ready((id, pending.envelope, pending.tag));
                     }
                 }
                 // Empty: an insert from this task is seen on its next poll.
@@ -231,9 +250,9 @@ impl PendingTable {
     }
 
     /// Removes every pending request (shutdown).
-    pub fn drain(&mut self) -> impl Iterator<Item = (Bytes, Vec<Bytes>)> + '_ {
+    pub fn drain(&mut self) -> impl Iterator<Item = (Bytes, Vec<Bytes>, Tag)> + '_ {
         self.deadlines.clear();
-        self.by_id.drain().map(|(id, p)| (id, p.envelope))
+        self.by_id.drain().map(|(id, p)| (id, p.envelope, p.tag))
     }
 }
 
@@ -360,13 +379,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pending_requests_are_answered_or_expire() {
         let mut table = PendingTable::new();
-        table.insert(Bytes::from("a"), frames(&[b"c1"]), Duration::from_secs(1));
-        table.insert(Bytes::from("b"), frames(&[b"c2"]), Duration::from_secs(2));
+        let slot = crate::metrics::NO_PREFIX_SLOT;
+        table.insert(Bytes::from("a"), frames(&[b"c1"]), Duration::from_secs(1), slot);
+        table.insert(Bytes::from("b"), frames(&[b"c2"]), Duration::from_secs(2), slot);
         assert!(table.contains(b"a"));
-        assert_eq!(table.take(b"a"), Some(frames(&[b"c1"])));
-        assert_eq!(table.take(b"a"), None);
+        assert_eq!(table.take(b"a").map(|(e, _)| e), Some(frames(&[b"c1"])));
+        assert!(table.take(b"a").is_none());
         let start = tokio::time::Instant::now();
-        let (id, envelope) = std::future::poll_fn(|cx| table.poll_expired(cx)).await;
+        let (id, envelope, _) = std::future::poll_fn(|cx| table.poll_expired(cx)).await;
         assert_eq!((id, envelope), (Bytes::from("b"), frames(&[b"c2"])));
         assert!(start.elapsed() >= Duration::from_secs(2));
         assert!(table.is_empty());
@@ -376,7 +396,8 @@ mod tests {
     async fn a_hundred_thousand_pending_requests_cost_o1_each() {
         let mut table = PendingTable::new();
         for i in 0..100_000u32 {
-            table.insert(Bytes::from(i.to_string()), vec![Bytes::from_static(b"c")], Duration::from_secs(30));
+            let (c, slot) = (vec![Bytes::from_static(b"c")], crate::metrics::NO_PREFIX_SLOT);
+            table.insert(Bytes::from(i.to_string()), c, Duration::from_secs(30), slot);
         }
         assert_eq!(table.len(), 100_000);
         let started = std::time::Instant::now();

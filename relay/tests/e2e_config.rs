@@ -11,7 +11,8 @@ use common::*;
 fn base_config(ports: &[u16]) -> String {
     format!(
         "bind_address = \"tcp://127.0.0.1\"\nclient_request_port = {}\ningestor_work_port = {}\n\
-         ingestor_response_port = {}\nmarket_data_pub_port = {}\nflink_market_data_endpoint = \"{}\"\n",
+         ingestor_response_port = {}\nmarket_data_pub_port = {}\nflink_market_data_endpoint = \"{}\"\n\
+         admin_address = \"\"\n",
         ports[0],
         ports[1],
         ports[2],
@@ -246,7 +247,8 @@ fn port_in_use_exits_1() {
 /// a warn line. Skipped when one of those ports is taken on this machine.
 #[test]
 fn missing_config_file_runs_defaults() {
-    let defaults = [5555u16, 5556, 5558, 5559];
+    // 9559: the admin endpoint, on the bind host by default.
+    let defaults = [5555u16, 5556, 5558, 5559, 9559];
     if let Some(p) = defaults
         .iter()
         .find(|p| !port_is_free(Ipv4Addr::UNSPECIFIED, **p) || !port_is_free(Ipv4Addr::LOCALHOST, **p))
@@ -288,10 +290,13 @@ fn missing_config_file_runs_defaults() {
     };
     let mut log = Vec::new();
     let deadline = Instant::now() + STEP;
-    while log.iter().filter(|l: &&String| l.contains("listening")).count() < 4 {
+    while log.iter().filter(|l: &&String| l.contains("listening")).count() < 5 {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(l) => log.push(l),
-            Err(_) => panic!("no 4 `listening` lines on defaults:\n{}", log.join("\n")),
+            Err(_) => panic!(
+                "no 5 `listening` lines on defaults (4 ports and the admin endpoint):\n{}",
+                log.join("\n")
+            ),
         }
     }
     let warn = log.iter().find(|l| l.contains("no config file, running on defaults"));
@@ -377,11 +382,36 @@ fn add_ingestor_quiet(py: &mut Py, relay: &Relay, name: &str, prefix: &str) {
     );
 }
 
-/// With `RUST_LOG` unset the default filter is `relay=info`; request ids are logged as text when
-/// printable ASCII and as hex otherwise.
+/// With `RUST_LOG` unset the default filter is `relay=info`: the `listening` lines, not the
+/// per-request lines (at `debug` since version 1.1). With `relay=debug`, request ids are logged as
+/// text when printable ASCII and as hex otherwise.
 #[test]
 fn log_default_filter_and_request_id_rendering() {
-    let mut relay = Relay::start(Opts::default().rust_log(None));
+    let mut quiet = Relay::start(Opts::default().rust_log(None));
+    let mut py = Py::new();
+    add_ingestor(&mut py, &mut quiet, "ing", &["BINANCE:"]);
+    py.cmd("AUTO ing_w ing_r 4f4b 78");
+    py.sock("cli", "DEALER", "connect", &quiet.client_ep(), &[]);
+    assert_eq!(dealer_roundtrip(&mut py, "cli", b"quiet-1", "BINANCE:BTC/USDT", b"").status, "OK");
+    quiet.drain(QUIET);
+    for hidden in ["request forwarded", "response received", "response sent"] {
+        assert!(
+            !quiet.has_log(0, &[hidden]),
+            "`{hidden}` shown by the default filter:\n{}",
+            quiet.log_text()
+        );
+    }
+    for role in ["clients", "ingestor work", "ingestor responses", "market data out"] {
+        let field = format!("role={role}");
+        assert!(
+            quiet.has_log(0, &["listening", &field]),
+            "no `listening role={role}`:\n{}",
+            quiet.log_text()
+        );
+    }
+    drop(quiet);
+
+    let mut relay = Relay::start(Opts::default().rust_log(Some("relay=debug")));
     let mut py = Py::new();
     add_ingestor(&mut py, &mut relay, "ing", &["BINANCE:"]);
     py.cmd("AUTO ing_w ing_r 4f4b 78");
@@ -392,7 +422,7 @@ fn log_default_filter_and_request_id_rendering() {
     let r = dealer_roundtrip(&mut py, "cli", b"\x00\x01\xfe", "BINANCE:BTC/USDT", b"");
     assert_eq!(r.status, "OK");
     let line = relay.wait_log(mark, &["request forwarded", "request_id=abc-1"], STEP);
-    assert!(line.contains("INFO") && line.contains("relay"), "{line}");
+    assert!(line.contains("DEBUG") && line.contains("relay"), "{line}");
     assert!(has_field(&line, "prefix", "BINANCE:"), "{line}");
     if !line.contains("request forwarded prefix=BINANCE: request_id=abc-1") {
         eprintln!("note: the line differs from the contract's example `request forwarded prefix=BINANCE: request_id=abc-1`: {line}");
@@ -404,15 +434,6 @@ fn log_default_filter_and_request_id_rendering() {
     relay.wait_log_by(mark, STEP, "response sent request_id=(0x)0001fe", |l| {
         l.contains("response sent") && hex_id(l)
     });
-    let roles = ["clients", "ingestor work", "ingestor responses", "market data out"];
-    for role in roles {
-        let field = format!("role={role}");
-        assert!(
-            relay.has_log(0, &["listening", &field]),
-            "no `listening role={role}` line:\n{}",
-            relay.log_text()
-        );
-    }
 }
 
 /// §5: "Log lines (`tracing`, target `relay`)": every line's target is `relay` (text and JSON), so a
@@ -444,7 +465,7 @@ fn log_target_is_relay() {
 /// `fields.message`.
 #[test]
 fn log_json_format() {
-    let mut relay = Relay::start(Opts::default().set("log_format", "\"json\""));
+    let mut relay = Relay::start(Opts::default().set("log_format", "\"json\"").rust_log(Some("relay=debug")));
     let mut py = Py::new();
     py.sock("cli", "DEALER", "connect", &relay.client_ep(), &[]);
     let r = dealer_roundtrip(&mut py, "cli", b"json-1", "BINANCE:BTC/USDT", b"");
@@ -470,6 +491,14 @@ fn log_json_format() {
         ),
         "request refused with its status field: {text}"
     );
+
+    // RELAY_LOG_FORMAT overrides the file's `log_format`.
+    let mut relay =
+        Relay::start(Opts::default().set("log_format", "\"text\"").env("RELAY_LOG_FORMAT", "json"));
+    relay.drain(Duration::from_millis(200));
+    let text = relay.log_text();
+    assert!(text.lines().any(|l| l.contains("\"message\":\"listening\"")), "RELAY_LOG_FORMAT=json: {text}");
+    assert!(text.lines().filter(|l| !l.trim().is_empty()).all(|l| l.trim().starts_with('{')), "{text}");
 }
 
 /// B-18: SIGTERM with requests pending: every pending client (REQ and DEALER, several requests) gets

@@ -144,7 +144,8 @@ fn security_config_errors_exit_2_naming_the_key() {
     let ports = free_ports(5);
     let base = format!(
         "bind_address = \"tcp://127.0.0.1\"\nclient_request_port = {}\ningestor_work_port = {}\n\
-         ingestor_response_port = {}\nmarket_data_pub_port = {}\nflink_market_data_endpoint = \"{}\"\n",
+         ingestor_response_port = {}\nmarket_data_pub_port = {}\nflink_market_data_endpoint = \"{}\"\n\
+         admin_address = \"\"\n",
         ports[0],
         ports[1],
         ports[2],

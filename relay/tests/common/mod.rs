@@ -91,11 +91,13 @@ pub struct Opts {
     pub rust_log: Option<String>,
     /// How many `listening` lines mean "started".
     pub listening: usize,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { set: Vec::new(), rust_log: Some("relay=info".to_owned()), listening: 4 }
+        Opts { set: Vec::new(), rust_log: Some("relay=info".to_owned()), listening: 4, env: Vec::new() }
     }
 }
 
@@ -110,6 +112,12 @@ impl Opts {
     /// Sets `RUST_LOG`.
     pub fn rust_log(mut self, filter: Option<&str>) -> Opts {
         self.rust_log = filter.map(str::to_owned);
+        self
+    }
+
+    /// Sets an environment variable of the relay process.
+    pub fn env(mut self, key: &str, value: &str) -> Opts {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -189,6 +197,9 @@ pub struct Relay {
     pub md_port: u16,
     /// The upstream port (5557's stand-in) if the upstream endpoint is the harness's default.
     pub upstream_port: u16,
+    /// The admin endpoint's port (9559's stand-in; `admin_address` is on a free loopback port
+    /// unless the test set it).
+    pub admin_port: u16,
     /// When the process was started.
     pub started: Instant,
     exited: Option<ExitStatus>,
@@ -239,7 +250,7 @@ impl Relay {
     }
 
     fn try_start(opts: &Opts) -> Result<Relay, String> {
-        let ports = free_ports(5);
+        let ports = free_ports(6);
         let dir = TempDir::new("relay");
         let config_path = dir.path().join("config.toml");
         let mut keys: Vec<(String, String)> = vec![
@@ -249,6 +260,8 @@ impl Relay {
             ("ingestor_response_port".into(), ports[2].to_string()),
             ("market_data_pub_port".into(), ports[3].to_string()),
             ("flink_market_data_endpoint".into(), format!("\"{}\"", ep(ports[4]))),
+            // Never the default 9559: tests run in parallel.
+            ("admin_address".into(), format!("\"127.0.0.1:{}\"", ports[5])),
         ];
         for (k, v) in &opts.set {
             keys.retain(|(kk, _)| kk != k);
@@ -269,6 +282,10 @@ impl Relay {
             Some(f) => cmd.env("RUST_LOG", f),
             None => cmd.env_remove("RUST_LOG"),
         };
+        cmd.env_remove("RELAY_LOG_FORMAT");
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
         let mut child = cmd.spawn().map_err(|e| format!("cannot start the relay: {e}"))?;
         let stderr = child.stderr.take().expect("piped stderr");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -290,6 +307,11 @@ impl Relay {
             response_port: port_of("ingestor_response_port", ports[2]),
             md_port: port_of("market_data_pub_port", ports[3]),
             upstream_port: ports[4],
+            admin_port: keys
+                .iter()
+                .find(|(k, _)| k == "admin_address")
+                .and_then(|(_, v)| v.trim_matches('"').rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+                .unwrap_or(0),
             dir,
             started: Instant::now(),
             exited: None,
@@ -345,6 +367,19 @@ impl Relay {
     pub fn md_ep(&self) -> String {
         ep(self.md_port)
     }
+    /// `GET http://127.0.0.1:<admin port><path>` (see [`http_get`]).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin_port, path).unwrap_or_else(|e| panic!("GET {path} on the admin port: {e}"))
+    }
+
+    /// The value of one sample of the relay's `/metrics` (`name{labels}` exactly as exported, e.g.
+    /// `relay_requests_total{prefix="BINANCE:",outcome="ok"}`); 0 when absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let (status, body) = self.admin_get("/metrics");
+        assert_eq!(status, 200, "/metrics: {body}");
+        metric_value(&body, sample)
+    }
+
     /// The default upstream endpoint.
     pub fn upstream_ep(&self) -> String {
         ep(self.upstream_port)
@@ -492,6 +527,54 @@ impl Relay {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// A minimal HTTP/1.1 GET on loopback (the tests need no HTTP client crate): the status and body.
+///
+/// # Errors
+///
+/// Connection or read errors, or a response that is not HTTP.
+pub fn http_get(port: u16, path: &str) -> io::Result<(u16, String)> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, STEP)?;
+    stream.set_read_timeout(Some(STEP))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("not HTTP: {head:?}")))?;
+    // Chunked bodies (axum streams none of ours, but be safe): join the chunks.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+/// The value of the sample `sample` (name and labels as exported) in a Prometheus text body; 0 when
+/// absent.
+pub fn metric_value(body: &str, sample: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Whether `line` contains every part (`k=v` parts as fields).
