@@ -148,15 +148,15 @@ EOF
 has_admin=0
 grep -q '^admin_address' config.example.toml && has_admin=1
 mkdir -m 755 "$work/config"
-{
-    echo 'bind_address = "tcp://*"'
+if [[ $has_admin == 1 ]]; then
+    # The compose file's relay configuration, so that it is checked too: default ports inside the
+    # container, admin endpoint on 0.0.0.0:9559, upstream_optional (no market-data source here).
+    cp deploy/relay/config.toml "$work/config/config.toml"
+else
     # No market-data source here: the relay keeps dialling it and serves requests meanwhile.
-    echo 'flink_market_data_endpoint = "tcp://127.0.0.1:5557"'
-    if [[ $has_admin == 1 ]]; then
-        echo 'admin_address = "0.0.0.0:9559"'
-        echo 'upstream_optional = true'
-    fi
-} >"$work/config/config.toml"
+    printf '%s\n' 'bind_address = "tcp://*"' 'flink_market_data_endpoint = "tcp://127.0.0.1:5557"' \
+        >"$work/config/config.toml"
+fi
 chmod 644 "$work/config/config.toml"
 container="zmtp-relay-check-$$"
 docker run -d --name "$container" --health-interval=1s --health-start-period=30s \
