@@ -28,8 +28,11 @@
 # requests UNAVAILABLE, exits 0 within 5 s), so `docker stop` shuts it down cleanly without an init.
 # With no file at CONFIG_PATH the defaults run (and a warning says so).
 #
-# The stages that need no base image come first: the classic builder runs every stage up to the
-# target, so `--target runtime-local` must not have `build` before it.
+# The stages that need no base image come first: the classic builder (DOCKER_BUILDKIT=0, the default
+# of Docker 20.10) runs every stage up to the target, so `--target runtime-local` must not have
+# `build` before it. For the same reason the classic builder runs `runtime-local` on the way to the
+# default target, which fails unless the host binaries exist: build the released image with BuildKit
+# (the default since Docker 23; DOCKER_BUILDKIT=1 on 20.10), which runs only the stages it needs.
 
 ARG RUST_VERSION=1.95
 
