@@ -229,5 +229,16 @@ else
     done
     say "deploy/docker-compose.yml is valid (${compose[*]} config)"
 fi
+# Prometheus's own check of the scrape config, where promtool is installed (Debian's prometheus,
+# which scripts/test-all.sh installs for the relay's scrape test).
+if command -v promtool >/dev/null 2>&1; then
+    promtool check config deploy/prometheus/prometheus.yml >"$work/promtool.log" 2>&1 || {
+        cat "$work/promtool.log"
+        fail "promtool check config deploy/prometheus/prometheus.yml"
+    }
+    say "deploy/prometheus/prometheus.yml is valid (promtool)"
+else
+    say "SKIPPED: promtool check of deploy/prometheus/prometheus.yml: no promtool (Debian: prometheus)"
+fi
 
 say "ok in $((SECONDS - started))s"
