@@ -57,7 +57,7 @@ impl Admin {
         };
         let listener = tokio::net::TcpListener::bind(address).await.map_err(bind_error)?;
         let local_address = listener.local_addr().map_err(bind_error)?;
-        tracing::info!(target: "relay", address = %local_address, "admin endpoint listening");
+        tracing::info!(target: "relay", address = %local_address, "admin endpoint serving");
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/livez", get(|| async { "live\n" }))

@@ -59,13 +59,20 @@ pub fn init(format: LogFormat) {
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Requests by outcome since the last summary line: the per-request lines are at `debug`, and this
-/// line (`requests forwarded=… ok=… error=… timeout=… …`) is what `info` shows of the traffic, every
-/// [`SUMMARY_INTERVAL`] (and at shutdown) when there was any.
-#[derive(Debug, Default)]
+/// line (`requests forwarded=… ok=… error=… timeout=… … secs=60`) is what `info` shows of the
+/// traffic, every [`SUMMARY_INTERVAL`] (and at shutdown) when there was any.
+#[derive(Debug)]
 pub struct Summary {
     /// Requests forwarded to ingestors.
     pub forwarded: u64,
     outcomes: [u64; crate::metrics::Outcome::ALL.len()],
+    since: Instant,
+}
+
+impl Default for Summary {
+    fn default() -> Summary {
+        Summary { forwarded: 0, outcomes: Default::default(), since: Instant::now() }
+    }
 }
 
 impl Summary {
@@ -93,7 +100,7 @@ impl Summary {
             unavailable,
             rate_limited,
             pending,
-            interval_secs = SUMMARY_INTERVAL.as_secs(),
+            secs = self.since.elapsed().as_secs(),
             "requests"
         );
         *self = Summary::default();

@@ -120,7 +120,8 @@ fn metrics_agree_with_what_clients_saw() {
     py.close("req");
     wait_metric(&relay, "relay_peers{port=\"clients\"}", 1.0);
 
-    // A port probe (connect, close without a word): a handshake failure, reason `closed`.
+    // A port probe (connect, close without a word): a handshake failure, reason `closed` (whether
+    // the close is a FIN or, with the relay's greeting unread, a reset).
     drop(TcpStream::connect((Ipv4Addr::LOCALHOST, relay.client_port)).expect("connect"));
     wait_metric(&relay, "relay_handshake_failures_total{port=\"clients\",reason=\"closed\"}", 1.0);
 
