@@ -27,6 +27,8 @@
 #   BENCH_RUST_LOG=relay=warn     RUST_LOG for our relay
 #   BENCH_RT=current|multi        runtime of relay_load (default current-thread: one core)
 #   BENCH_SCENARIOS="a b c d"     scenarios to run (b needs a)
+#   BENCH_RELAY_BIN=PATH          our relay binary (default target/release/relay), e.g. a musl
+#                                 build: target/x86_64-unknown-linux-musl/release/relay
 #   BENCH_ADMIN=""                our relay's admin_address (default "": the admin endpoint and
 #                                 its metrics are off; e.g. 127.0.0.1:35554 turns them on)
 #   BENCH_SCRAPE=0                with BENCH_ADMIN set, 1 scrapes /metrics every second (curl) as
@@ -71,10 +73,11 @@ target_dir="$(cargo metadata --format-version 1 --no-deps </dev/null |
     grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)"
 bin="${target_dir:-$repo_root/target}/release"
 LOAD="$bin/relay_load"
+RELAY_BIN=${BENCH_RELAY_BIN:-$bin/relay}
 PY="$(bash "$script_dir/ensure-pyzmq.sh")"
 
-if [[ " $IMPLS " == *" ours "* ]] && ! timeout 5 "$bin/relay" --help </dev/null >/dev/null 2>&1; then
-    echo "bench-relay: $bin/relay --help fails: measuring the reference only" >&2
+if [[ " $IMPLS " == *" ours "* ]] && ! timeout 5 "$RELAY_BIN" --help </dev/null >/dev/null 2>&1; then
+    echo "bench-relay: $RELAY_BIN --help fails: measuring the reference only" >&2
     IMPLS=${IMPLS//ours/}
 fi
 
@@ -121,7 +124,7 @@ max_pending_requests = $max_pending
 high_water_mark = $hwm
 admin_address = "$ADMIN"
 EOF
-        CONFIG_PATH="$cfg" RUST_LOG="$RUST_LOG_BENCH" "$bin/relay" </dev/null 2>"$log" &
+        CONFIG_PATH="$cfg" RUST_LOG="$RUST_LOG_BENCH" "$RELAY_BIN" </dev/null 2>"$log" &
         ;;
     reference)
         "$PY" tests/peers/reference_relay.py --bind-address tcp://127.0.0.1 \

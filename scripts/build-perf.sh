@@ -7,17 +7,21 @@
 #
 # Build progress goes to stderr. Non-interactive; works from any directory. Honours
 # CARGO_TARGET_DIR (and any target-dir cargo is configured with).
+#
+# BUILD_PROFILE=profiling builds the same optimised code with line tables (the `profiling` profile:
+# release builds carry no debug info) and prints target/profiling, for perf record and the like.
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
 
-cargo build --release -p zmtp-perf </dev/null >&2
+profile=${BUILD_PROFILE:-release}
+cargo build --profile "$profile" -p zmtp-perf </dev/null >&2
 
 target_dir="$(cargo metadata --format-version 1 --no-deps </dev/null |
     grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)"
-dir="${target_dir:-$repo_root/target}/release"
+dir="${target_dir:-$repo_root/target}/$profile"
 
 for tool in local_thr remote_thr router_thr dealer_thr local_lat remote_lat proxy pub_thr sub_thr; do
     if [[ ! -x "$dir/$tool" ]]; then

@@ -2,13 +2,14 @@
 # Checks that the relay's binaries (`relay`, `zmq-adaptor`) build as fully static executables for
 # x86_64-unknown-linux-musl, as the Dockerfile's `FROM scratch` image needs.
 #
-# If `rustup target list --installed` lacks x86_64-unknown-linux-musl, prints that it skipped and
-# exits 0 (install it with `rustup target add x86_64-unknown-linux-musl`). Otherwise builds
+# Installs the rust target x86_64-unknown-linux-musl when missing (`rustup target add`); if that
+# fails, prints that it skipped and exits 0. Otherwise builds
 # `cargo build --release --target x86_64-unknown-linux-musl -p relay` and fails (exit 1) unless
 # each binary is a statically linked ELF with no program interpreter and no dynamic section
 # (checked with `file` and `ldd` where present, and always by reading the ELF program headers,
-# so the check works without either tool). The code has no C dependencies, so no musl-gcc is
-# needed. Honours CARGO_TARGET_DIR. Build output goes to stderr.
+# so the check works without either tool). The code has no C dependencies (on musl it allocates
+# with dlmalloc, pure Rust), so no musl-gcc is needed. Honours CARGO_TARGET_DIR. Build output goes
+# to stderr.
 set -euo pipefail
 
 TARGET=x86_64-unknown-linux-musl
@@ -16,8 +17,12 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
 
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+    echo "check-static: installing the rust target $TARGET (rustup target add)"
+    rustup target add "$TARGET" </dev/null >&2 || true
+fi
 if ! command -v rustup >/dev/null 2>&1 || ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    echo "check-static: skipped: rust target $TARGET is not installed (rustup target add $TARGET)"
+    echo "check-static: skipped: rust target $TARGET is not installed and cannot be (rustup target add $TARGET)"
     exit 0
 fi
 

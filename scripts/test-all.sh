@@ -7,9 +7,10 @@
 #   ZMTP_PYTHON   python with pyzmq for the interop tests (default: the .venv made by
 #                 scripts/ensure-pyzmq.sh)
 #
-# Installs when missing: pyzmq into .venv, iptables and prometheus (apt-get, as root), cargo-fuzz
-# (cargo install; the version pinned in scripts/fuzz-common.sh, replacing another installed version),
-# the nightly toolchain (rustup).
+# Installs when missing: pyzmq into .venv, iptables, prometheus, docker.io and docker-compose
+# (apt-get, as root; the last two for scripts/check-docker.sh), the rust target
+# x86_64-unknown-linux-musl, cargo-fuzz (cargo install; the version pinned in scripts/fuzz-common.sh,
+# replacing another installed version), the nightly toolchain (rustup).
 set -euo pipefail
 
 export CI=true
@@ -67,6 +68,10 @@ cargo test --workspace
 
 # The relay's static binaries (musl), when that target is installed; a skip message otherwise.
 scripts/check-static.sh
+# The container image built from those binaries and run for real (a request through the published
+# port, the health check, docker stop), and deploy/docker-compose.yml validated; SKIPPED with the
+# reason where no docker daemon can run.
+scripts/check-docker.sh
 
 if [[ "$FUZZ_SECONDS" == 0 ]]; then
     section "4/4 fuzzing skipped (FUZZ_SECONDS=0)"

@@ -20,7 +20,9 @@
 //! configuration names before binding anything.
 
 pub mod admin;
+mod alloc;
 pub mod config;
+pub mod healthcheck;
 pub mod logging;
 pub mod market;
 pub mod metrics;

@@ -16,7 +16,7 @@ const DEFAULT_CONFIG_PATH: &str = "/config/config.toml";
 const HELP: &str = "\
 relay: the market-data request/response relay and fan-out (docs/relay-protocol.md)
 
-Usage: relay [--help | --version]
+Usage: relay [--help | --version | --healthcheck [URL]]
 
 Configuration comes from the file named by CONFIG_PATH: TOML, or YAML (same keys) when the name ends in
 .yaml or .yml. A CONFIG_PATH that names no file is an error (exit 2); with CONFIG_PATH unset the default
@@ -35,6 +35,10 @@ max_pending_requests, log_level, the rate limit, breaker and cache keys); change
 restart are named in a warning.
 
 Exit status: 0 after SIGTERM/SIGINT, 2 for a bad configuration (nothing bound), 1 if a port is in use.
+
+--healthcheck [URL] probes a running relay (the container image's HEALTHCHECK): one HTTP GET of URL
+(default: /readyz of the admin endpoint named by CONFIG_PATH's admin_address, else
+http://127.0.0.1:9559/readyz), 3 s at most; exit 0 on HTTP 200, else 1 with the reason on stderr.
 ";
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
                 println!("relay {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
+            Some("--healthcheck") => return healthcheck(args.next(), args.next()),
             _ => {
                 eprintln!("relay: unexpected argument {arg:?} (the configuration comes from CONFIG_PATH; see --help)");
                 return ExitCode::from(2);
@@ -147,6 +152,47 @@ async fn reload_on_sighup(
         }
         tracing::info!(path = %path.display(), applied = %outcome.applied.join(", "), "configuration reloaded");
     }
+}
+
+/// `relay --healthcheck [URL]`: see [`relay::healthcheck`].
+fn healthcheck(url: Option<std::ffi::OsString>, extra: Option<std::ffi::OsString>) -> ExitCode {
+    if let Some(extra) = extra {
+        eprintln!("relay: healthcheck: unexpected argument {extra:?} (usage: relay --healthcheck [URL])");
+        return ExitCode::from(2);
+    }
+    let url = match url {
+        Some(url) => match url.into_string() {
+            Ok(url) => url,
+            Err(url) => {
+                eprintln!("relay: healthcheck: the URL {url:?} is not UTF-8");
+                return ExitCode::from(2);
+            }
+        },
+        None => match relay::healthcheck::default_url(&config_path()) {
+            Ok(url) => url,
+            Err(e) => {
+                eprintln!("relay: healthcheck: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match relay::healthcheck::probe(&url, relay::healthcheck::DEFAULT_TIMEOUT) {
+        Ok(status) => {
+            println!("{url}: {status}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("relay: healthcheck: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The configuration file's path: `CONFIG_PATH`, else the default.
+fn config_path() -> PathBuf {
+    std::env::var_os("CONFIG_PATH")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), PathBuf::from)
 }
 
 /// SIGTERM and SIGINT (shutdown) and SIGHUP (reload), registered.

@@ -20,7 +20,6 @@ fn debug_relay(set: &[(&str, &str)]) -> Relay {
     Relay::start(opts)
 }
 
-
 const PARTIAL: &str = "PARTIAL";
 
 /// Sends a `PARTIAL` chunk of `data` frames for `id` from ingestor `name`.
