@@ -700,14 +700,20 @@ pub(crate) fn watch_peers(socket: &Socket, role: &'static str, refused: Refused,
                 SocketEventKind::MonitorStopped => break,
                 _ => continue,
             };
-            // The monitor event names the port's endpoint, not the peer's address (zmtp's
-            // SocketEvent carries no peer address for a disconnection): `endpoint` and `role` say
-            // which port; the zmtp library's own `debug` line names the peer.
+            // `peer` is the peer's address (`ip:port`), `endpoint` and `role` the relay's port.
             let endpoint = event.endpoint;
+            let peer = event.peer.unwrap_or_else(|| "unknown".to_owned());
             if ordinary {
-                tracing::debug!(role = %role, endpoint = %endpoint, reason = %reason, "peer disconnected");
+                tracing::debug!(role = %role, peer = %peer, endpoint = %endpoint, reason = %reason, "peer disconnected");
             } else if let Some(suppressed) = limit.allow() {
-                tracing::warn!(role = %role, endpoint = %endpoint, reason = %reason, suppressed, "peer disconnected");
+                tracing::warn!(
+                    role = %role,
+                    peer = %peer,
+                    endpoint = %endpoint,
+                    reason = %reason,
+                    suppressed,
+                    "peer disconnected"
+                );
             }
         }
     });

@@ -170,6 +170,10 @@ pub struct SocketEvent {
     pub kind: SocketEventKind,
     /// The endpoint concerned (as bound or connected; for accepted connections, the listener's).
     pub endpoint: String,
+    /// The peer's address (`ip:port` for tcp) for the events of one connection that has one
+    /// (`Disconnected`, `HandshakeFailed`); `None` otherwise. Lets an application name the peer in
+    /// its own logs, as libzmq's monitor does not.
+    pub peer: Option<String>,
 }
 
 /// A stream of a socket's events, from [`crate::Socket::monitor`]. Dropping it stops monitoring.
@@ -217,13 +221,23 @@ impl Monitors {
 
     /// Reports an event to every monitor (dropped for a monitor that is full or gone).
     pub(crate) fn emit(&self, endpoint: &str, kind: SocketEventKind) {
+        self.emit_from(endpoint, None, kind);
+    }
+
+    /// [`Monitors::emit`] for an event of the connection with the peer at `peer`.
+    pub(crate) fn emit_from(&self, endpoint: &str, peer: Option<&str>, kind: SocketEventKind) {
         let mut senders = self.lock();
         if senders.is_empty() {
             return;
         }
         senders.retain(|tx| !tx.is_closed());
         for tx in senders.iter() {
-            let _ = tx.try_send(SocketEvent { kind: kind.clone(), endpoint: endpoint.to_owned() });
+            let event = SocketEvent {
+                kind: kind.clone(),
+                endpoint: endpoint.to_owned(),
+                peer: peer.map(str::to_owned),
+            };
+            let _ = tx.try_send(event);
         }
     }
 
@@ -231,8 +245,11 @@ impl Monitors {
     pub(crate) fn stop(&self) {
         let senders = std::mem::take(&mut *self.lock());
         for tx in senders {
-            let _ =
-                tx.try_send(SocketEvent { kind: SocketEventKind::MonitorStopped, endpoint: String::new() });
+            let _ = tx.try_send(SocketEvent {
+                kind: SocketEventKind::MonitorStopped,
+                endpoint: String::new(),
+                peer: None,
+            });
         }
     }
 

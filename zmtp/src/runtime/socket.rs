@@ -494,7 +494,7 @@ fn report_end(shared: &Shared, endpoint: &str, outcome: &super::driver::Outcome,
     let reason = outcome.end.reason();
     if outcome.handshaken {
         tracing::debug!(endpoint, peer, "disconnected: {reason}");
-        shared.monitors.emit(endpoint, SocketEventKind::Disconnected(reason));
+        shared.monitors.emit_from(endpoint, Some(peer), SocketEventKind::Disconnected(reason));
     } else {
         let failure = HandshakeFailure::from_reason(&reason);
         match failure {
@@ -505,8 +505,8 @@ fn report_end(shared: &Shared, endpoint: &str, outcome: &super::driver::Outcome,
             }
             _ => tracing::info!(endpoint, peer, "handshake failed: {failure}"),
         }
-        shared.monitors.emit(endpoint, SocketEventKind::HandshakeFailed(failure));
-        shared.monitors.emit(endpoint, SocketEventKind::Disconnected(reason));
+        shared.monitors.emit_from(endpoint, Some(peer), SocketEventKind::HandshakeFailed(failure));
+        shared.monitors.emit_from(endpoint, Some(peer), SocketEventKind::Disconnected(reason));
     }
 }
 
