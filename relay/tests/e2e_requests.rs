@@ -853,7 +853,7 @@ fn request_over_1mib_disconnects_the_client() {
     let mark = relay.mark();
     // An envelope hop of 600 KiB and params of 600 KiB: 1.2 MiB in all.
     py.cmd(&format!("SEND cli z614400::07:{}:{}:z614400", hex(b"big-1"), hex(b"BINANCE:BTC/USDT")));
-    relay.wait_log(mark, &["WARN", "peer disconnected", "role=clients", "peer=127.0.0.1:"], STEP);
+    relay.wait_log(mark, &["WARN", "peer disconnected", "role=clients", " peer=127.0.0.1:"], STEP);
     py.no_msg("cli", Duration::from_millis(300), "no reply to a message over 1 MiB");
     let r = dealer_roundtrip(&mut py, "cli", b"after-big", "BINANCE:BTC/USDT", b"");
     assert_eq!(r.status, "OK");
@@ -886,7 +886,7 @@ fn oversize_ingestor_response_disconnects_the_ingestor() {
     py.send("cli", &dealer_req(b"ovr-1", b"BINANCE:BTC/USDT", b""));
     expect_work(&mut py, "ing", "BINANCE:", b"ovr-1", "BINANCE:BTC/USDT", b"");
     py.cmd(&format!("SEND ing_r 02:{}:{}:z30000:z30000:z30000", hex(b"ovr-1"), hex(b"OK")));
-    relay.wait_log(mark, &["WARN", "peer disconnected", "role=ingestor responses", "peer=127.0.0.1:"], STEP);
+    relay.wait_log(mark, &["WARN", "peer disconnected", "role=ingestor responses", " peer=127.0.0.1:"], STEP);
     let r = parse_reply(&py.msg("cli"), true);
     assert_eq!(r.status, "TIMEOUT", "{r:?}");
     // A response that fits goes through (after pyzmq reconnected).
