@@ -9,16 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A relay with these keys, logging at `debug`: the tests follow the per-request lines (`request
-/// coalesced`, `answered from cache`), which are `debug` lines since protocol 1.1.
-fn debug_relay(set: &[(&str, &str)]) -> Relay {
-    let mut opts = Opts::default().rust_log(Some("relay=debug,zmtp=warn"));
-    for (k, v) in set {
-        opts = opts.set(k, v);
-    }
-    Relay::start(opts)
-}
-
 const TICKER: &str = "BINANCE:BTC/USDT";
 
 /// Takes `n` replies on DEALER `client`.
@@ -371,18 +361,6 @@ fn cache_answers_identical_requests_until_the_ttl() {
     assert_eq!(r.data, zmtp_interop::reprs(&[b"fresh"]));
 }
 
-/// Rewrites `key = value` lines of the relay's config file (adding those it lacks).
-fn rewrite(relay: &Relay, set: &[(&str, &str)]) {
-    let text = std::fs::read_to_string(&relay.config_path).expect("read config");
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !set.iter().any(|(k, _)| l.split('=').next().is_some_and(|kk| kk.trim() == *k)))
-        .map(str::to_owned)
-        .collect();
-    lines.extend(set.iter().map(|(k, v)| format!("{k} = {v}")));
-    std::fs::write(&relay.config_path, lines.join("\n") + "\n").expect("write config");
-}
-
 /// Every protection key is live: a SIGHUP turns rate limiting and the cache on for the running
 /// relay, on the same connections, and another turns them off again.
 #[test]
@@ -399,7 +377,7 @@ fn sighup_turns_protections_on_and_off_live() {
     assert_eq!(by_status(&replies(&mut py, "cli", 5)).get("OK"), Some(&5), "no limit by default");
 
     let mark = relay.mark();
-    rewrite(&relay, &[("rate_limit_per_s", "0.1"), ("rate_limit_burst", "2"), ("cache_ttl_secs", "60")]);
+    relay.rewrite_config(&[("rate_limit_per_s", "0.1"), ("rate_limit_burst", "2"), ("cache_ttl_secs", "60")]);
     relay.signal("HUP");
     let line = relay.wait_log(mark, &["configuration reloaded"], STEP);
     assert!(line.contains("rate_limit_per_s") && line.contains("cache_ttl_secs"), "{line}");
@@ -416,7 +394,7 @@ fn sighup_turns_protections_on_and_off_live() {
     assert_eq!(by_status(&replies(&mut py, "cli", 3)).get("RATE_LIMITED"), Some(&3));
 
     let mark = relay.mark();
-    rewrite(&relay, &[("rate_limit_per_s", "0"), ("cache_ttl_secs", "0")]);
+    relay.rewrite_config(&[("rate_limit_per_s", "0"), ("cache_ttl_secs", "0")]);
     relay.signal("HUP");
     relay.wait_log(mark, &["protection settings changed"], STEP);
     for i in 0..5 {

@@ -9,18 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Rewrites `key = value` lines of the relay's config file (adding those it lacks).
-fn rewrite(relay: &Relay, set: &[(&str, &str)]) {
-    let text = std::fs::read_to_string(&relay.config_path).expect("read config");
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !set.iter().any(|(k, _)| l.split('=').next().is_some_and(|kk| kk.trim() == *k)))
-        .map(str::to_owned)
-        .collect();
-    lines.extend(set.iter().map(|(k, v)| format!("{k} = {v}")));
-    std::fs::write(&relay.config_path, lines.join("\n") + "\n").expect("write config");
-}
-
 /// `max_pending_requests` and `request_timeout_secs` change live on SIGHUP: the same client and
 /// ingestor connections (never reconnected) see OVERLOADED before and a forwarded request after;
 /// a changed `high_water_mark` is named as needing a restart; a broken file is refused and the
@@ -38,10 +26,11 @@ fn sighup_changes_live_keys_without_dropping_connections() {
     r.assert_status("OVERLOADED");
 
     let mark = relay.mark();
-    rewrite(
-        &relay,
-        &[("max_pending_requests", "10"), ("request_timeout_secs", "0.5"), ("high_water_mark", "500")],
-    );
+    relay.rewrite_config(&[
+        ("max_pending_requests", "10"),
+        ("request_timeout_secs", "0.5"),
+        ("high_water_mark", "500"),
+    ]);
     relay.signal("HUP");
     let line = relay.wait_log(mark, &["configuration keys changed that take a restart"], STEP);
     assert!(line.contains("high_water_mark") && !line.contains("max_pending_requests"), "{line}");
@@ -65,7 +54,7 @@ fn sighup_changes_live_keys_without_dropping_connections() {
 
     // A file that no longer loads: refused, logged, nothing changes (still 10 pending allowed).
     let mark = relay.mark();
-    rewrite(&relay, &[("max_pending_requests", "0")]);
+    relay.rewrite_config(&[("max_pending_requests", "0")]);
     relay.signal("HUP");
     let line = relay.wait_log(mark, &["configuration not reloaded"], STEP);
     assert!(line.contains("max_pending_requests"), "{line}");
@@ -88,7 +77,7 @@ fn sighup_changes_the_log_filter() {
         relay.log_text()
     );
     let mark = relay.mark();
-    rewrite(&relay, &[("log_level", "\"relay=info\"")]);
+    relay.rewrite_config(&[("log_level", "\"relay=info\"")]);
     relay.signal("HUP");
     let line = relay.wait_log(mark, &["configuration reloaded"], STEP);
     assert!(line.contains("log_level"), "{line}");

@@ -10,16 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A relay with these keys, logging at `debug`: the tests follow the per-request lines (`response
-/// sent`), which are `debug` lines since protocol 1.1.
-fn debug_relay(set: &[(&str, &str)]) -> Relay {
-    let mut opts = Opts::default().rust_log(Some("relay=debug,zmtp=warn"));
-    for (k, v) in set {
-        opts = opts.set(k, v);
-    }
-    Relay::start(opts)
-}
-
 const PARTIAL: &str = "PARTIAL";
 
 /// Sends a `PARTIAL` chunk of `data` frames for `id` from ingestor `name`.

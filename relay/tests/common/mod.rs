@@ -351,6 +351,19 @@ impl Relay {
         })
     }
 
+    /// Rewrites `key = value` lines of the relay's config file (adding those it lacks), for a
+    /// SIGHUP to read.
+    pub fn rewrite_config(&self, set: &[(&str, &str)]) {
+        let text = std::fs::read_to_string(&self.config_path).expect("read config");
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !set.iter().any(|(k, _)| l.split('=').next().is_some_and(|kk| kk.trim() == *k)))
+            .map(str::to_owned)
+            .collect();
+        lines.extend(set.iter().map(|(k, v)| format!("{k} = {v}")));
+        std::fs::write(&self.config_path, lines.join("\n") + "\n").expect("write config");
+    }
+
     /// `tcp://127.0.0.1:<client port>`.
     pub fn client_ep(&self) -> String {
         ep(self.client_port)
@@ -594,6 +607,16 @@ impl Drop for Relay {
             eprintln!("--- relay log ({}):\n{}", self.config_path.display(), self.log.join("\n"));
         }
     }
+}
+
+/// A relay with these keys, logging at `debug`: for tests that follow the per-request lines
+/// (`response sent`, `request coalesced`, `answered from cache`), `debug` lines since protocol 1.1.
+pub fn debug_relay(set: &[(&str, &str)]) -> Relay {
+    let mut opts = Opts::default().rust_log(Some("relay=debug,zmtp=warn"));
+    for (k, v) in set {
+        opts = opts.set(k, v);
+    }
+    Relay::start(opts)
 }
 
 /// Runs the relay once with `config` (file contents; `None`: `CONFIG_PATH` names a missing file) and
