@@ -107,14 +107,14 @@ fn yaml_configuration_runs() {
         ),
     )
     .unwrap();
-    let (status, stderr) = run_with_path(&path, Duration::from_secs(3));
+    let (status, stderr) = run_at(&path, &[], Duration::from_secs(3));
     assert_eq!(status, None, "the relay keeps running on a YAML file:\n{stderr}");
     for p in &ports[..4] {
         assert!(stderr.contains(&format!("127.0.0.1:{p}")), "port {p} not bound:\n{stderr}");
     }
     // A YAML error names the key.
     std::fs::write(&path, "client_request_port: 0\n").unwrap();
-    let (status, stderr) = run_with_path(&path, STEP);
+    let (status, stderr) = run_at(&path, &[], STEP);
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{stderr}");
     assert!(stderr.contains("client_request_port"), "{stderr}");
 }
@@ -125,39 +125,8 @@ fn yaml_configuration_runs() {
 fn a_named_missing_config_file_is_an_error() {
     let dir = zmtp_interop::TempDir::new("relay-missing");
     let missing = dir.path().join("typo.toml");
-    let (status, stderr) = run_with_path(&missing, STEP);
+    let (status, stderr) = run_at(&missing, &[], STEP);
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{stderr}");
     assert!(stderr.contains(&missing.display().to_string()) && stderr.contains("no file"), "{stderr}");
     assert!(!stderr.contains("listening"), "{stderr}");
-}
-
-/// Runs the relay on the file at `path` for at most `timeout` (killed then): (exit status if it
-/// exited, stderr).
-fn run_with_path(path: &std::path::Path, timeout: Duration) -> (Option<std::process::ExitStatus>, String) {
-    let mut child = std::process::Command::new(relay_bin())
-        .env("CONFIG_PATH", path)
-        .env("RUST_LOG", "relay=info")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start relay");
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break Some(s);
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-    }
-    (status, strip_ansi(&stderr))
 }

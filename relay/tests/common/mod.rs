@@ -9,7 +9,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Mutex, OnceLock};
@@ -628,9 +628,14 @@ pub fn run_once(config: Option<&str>, args: &[&str], timeout: Duration) -> (Opti
     if let Some(text) = config {
         std::fs::write(&path, text).expect("write config");
     }
+    run_at(&path, args, timeout)
+}
+
+/// [`run_once`] with `CONFIG_PATH` naming `path` (which may be YAML, or missing).
+pub fn run_at(path: &Path, args: &[&str], timeout: Duration) -> (Option<ExitStatus>, String) {
     let mut child = Command::new(relay_bin())
         .args(args)
-        .env("CONFIG_PATH", &path)
+        .env("CONFIG_PATH", path)
         .env("RUST_LOG", "relay=info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
