@@ -1,0 +1,278 @@
+//! [`ConsumerStateTable`]: the operations on one table, in the order they arrived, handed to the
+//! application in batches (SONiC's `ZmqConsumerStateTable`).
+//!
+//! The table registers itself with a [`Server`] for its (database, table) and queues what the server
+//! hands it. [`ConsumerStateTable::pops`] takes at most `pop_batch_size` operations (default 128)
+//! from the front; while more remain the table stays readable, so a `select`-style loop comes back
+//! for them (SONiC notifies its event again). The async face is [`ConsumerStateTable::next_batch`]
+//! (or [`ConsumerStateTable::stream`]); the blocking face, for a thread, is
+//! [`ConsumerStateTable::pops_blocking`].
+//!
+//! With a [`WriteThrough`], every operation is also written to Redis in the background, in the same
+//! order (SONiC's `dbPersistence`).
+//!
+//! SONiC's queue has no bound; this one holds at most [`ConsumerOptions::max_queued_bytes`], and
+//! when it is full the server stops reading (the backlog waits in the sockets and the producers'
+//! retries) until the application pops.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::sync::Notify;
+
+use crate::server::{Handler, Registration, Server};
+use crate::wire::{Batch, Operation};
+use crate::writethrough::WriteThrough;
+
+/// SONiC's `DEFAULT_POP_BATCH_SIZE`.
+pub const DEFAULT_POP_BATCH_SIZE: usize = 128;
+
+/// How a [`ConsumerStateTable`] is set up.
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// The most operations one pop returns (SONiC: 128; 0 means the default, as SONiC treats a
+    /// non-positive size).
+    pub pop_batch_size: usize,
+    /// Also write every operation to Redis.
+    pub write_through: Option<WriteThrough>,
+    /// The most bytes of operations queued before the server is held back (keys, fields and
+    /// values, plus 64 per operation).
+    pub max_queued_bytes: usize,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            pop_batch_size: DEFAULT_POP_BATCH_SIZE,
+            write_through: None,
+            max_queued_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+fn cost(op: &Operation) -> usize {
+    op.byte_len() + 64 + 32 * op.fields.len()
+}
+
+#[derive(Default)]
+struct Queue {
+    ops: VecDeque<Operation>,
+    bytes: usize,
+}
+
+struct Shared {
+    table: Bytes,
+    queue: Mutex<Queue>,
+    /// Wakes blocking poppers.
+    cond: Condvar,
+    /// Wakes async poppers.
+    readable: Notify,
+    /// Wakes the server when room was made.
+    room: Notify,
+    max_bytes: usize,
+    write_through: Option<WriteThrough>,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        match self.queue.lock() {
+            Ok(q) => q,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.queue().bytes < self.max_bytes
+    }
+}
+
+impl Handler for Shared {
+    fn handle(&self, batch: Batch) -> Result<(), Batch> {
+        if !self.has_room() {
+            return Err(batch);
+        }
+        if let Some(wt) = &self.write_through {
+            if !wt.handle_has_room() {
+                return Err(batch);
+            }
+            // The application may keep or change what it pops; Redis gets what was received.
+            wt.update(&self.table, batch.ops.iter().cloned());
+        }
+        {
+            let mut q = self.queue();
+            for op in batch.ops {
+                q.bytes += cost(&op);
+                q.ops.push_back(op);
+            }
+        }
+        self.cond.notify_all();
+        self.readable.notify_one();
+        Ok(())
+    }
+
+    fn ready(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            loop {
+                let notified = self.room.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.has_room() {
+                    break;
+                }
+                notified.await;
+            }
+            if let Some(wt) = &self.write_through {
+                wt.room().await;
+            }
+        })
+    }
+}
+
+/// One table's operations, in order. See the [module documentation](self). Dropping it removes
+/// its handler from the server.
+pub struct ConsumerStateTable {
+    shared: Arc<Shared>,
+    db: Bytes,
+    pop_batch_size: usize,
+    registration: Registration,
+}
+
+impl std::fmt::Debug for ConsumerStateTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerStateTable")
+            .field("db", &self.db)
+            .field("table", &self.shared.table)
+            .field("queued", &self.len())
+            .finish()
+    }
+}
+
+impl Drop for ConsumerStateTable {
+    fn drop(&mut self) {
+        self.registration.remove(&self.db, &self.shared.table);
+    }
+}
+
+impl ConsumerStateTable {
+    /// The consumer of `table` in `db`, registered with `server` (whose messages for that table it
+    /// receives from now on).
+    pub fn new(
+        server: &Server,
+        db: impl Into<Bytes>,
+        table: impl Into<Bytes>,
+        options: ConsumerOptions,
+    ) -> Self {
+        let (db, table) = (db.into(), table.into());
+        let pop_batch_size =
+            if options.pop_batch_size == 0 { DEFAULT_POP_BATCH_SIZE } else { options.pop_batch_size };
+        let shared = Arc::new(Shared {
+            table: table.clone(),
+            queue: Mutex::new(Queue::default()),
+            cond: Condvar::new(),
+            readable: Notify::new(),
+            room: Notify::new(),
+            max_bytes: options.max_queued_bytes,
+            write_through: options.write_through,
+        });
+        server.register(db.clone(), table, Arc::clone(&shared) as Arc<dyn Handler>);
+        ConsumerStateTable { shared, db, pop_batch_size, registration: server.registration() }
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &Bytes {
+        &self.shared.table
+    }
+
+    /// Operations waiting to be popped.
+    pub fn len(&self) -> usize {
+        self.shared.queue().ops.len()
+    }
+
+    /// Whether nothing waits to be popped.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes at most `pop_batch_size` operations from the front, in order (SONiC's `pops`); empty
+    /// when nothing is queued. Never waits.
+    pub fn pops(&self) -> Vec<Operation> {
+        let (out, more) = {
+            let mut q = self.shared.queue();
+            let n = q.ops.len().min(self.pop_batch_size);
+            let out: Vec<Operation> = q.ops.drain(..n).collect();
+            q.bytes -= out.iter().map(cost).sum::<usize>();
+            (out, !q.ops.is_empty())
+        };
+        if !out.is_empty() {
+            self.shared.room.notify_waiters();
+        }
+        if more {
+            // Still readable: wake the next waiter too (SONiC notifies its event again).
+            self.shared.readable.notify_one();
+        }
+        out
+    }
+
+    /// Waits until something is queued.
+    pub async fn readable(&self) {
+        loop {
+            let notified = self.shared.readable.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits for operations and pops them: the next batch, never empty.
+    pub async fn next_batch(&self) -> Vec<Operation> {
+        loop {
+            self.readable().await;
+            let ops = self.pops();
+            if !ops.is_empty() {
+                return ops;
+            }
+        }
+    }
+
+    /// The batches as a stream (each from [`ConsumerStateTable::next_batch`]); it never ends.
+    pub fn stream(&self) -> impl Stream<Item = Vec<Operation>> + '_ {
+        futures::stream::unfold(self, |t| async move { Some((t.next_batch().await, t)) })
+    }
+
+    /// Pops, waiting up to `timeout` for something to arrive; empty if nothing did. For a thread
+    /// (it blocks the caller).
+    pub fn pops_blocking(&self, timeout: Duration) -> Vec<Operation> {
+        let deadline = Instant::now().checked_add(timeout);
+        {
+            let mut q = self.shared.queue();
+            while q.ops.is_empty() {
+                let left = match deadline {
+                    Some(d) => d.saturating_duration_since(Instant::now()),
+                    None => Duration::from_secs(3600),
+                };
+                if left.is_zero() {
+                    return Vec::new();
+                }
+                q = match self.shared.cond.wait_timeout(q, left) {
+                    Ok((q, _)) => q,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+        }
+        self.pops()
+    }
+
+    /// Operations the write-through has not written yet (SONiC's `dbUpdaterQueueSize`); `None`
+    /// without one.
+    pub fn write_through_queue_size(&self) -> Option<usize> {
+        self.shared.write_through.as_ref().map(WriteThrough::queue_size)
+    }
+}

@@ -1,0 +1,410 @@
+//! [`WriteThrough`]: applies operations to a Redis database on a background task (SONiC's
+//! `AsyncDBUpdater`), with pipelining.
+//!
+//! Each operation on key `k` of table `T` writes the hash `T<separator>k` (SONiC's `Table`; `:` in
+//! `APPL_DB`, `|` in `CONFIG_DB` and `STATE_DB`):
+//! - SET, [`WriteMode::Replace`] (the default, SONiC's `SET_COMMAND`): `DEL` then `HSET` of every
+//!   field, so fields the update does not name are gone;
+//! - SET, [`WriteMode::Merge`] (SONiC's `HSET_COMMAND`): `HSET` only, the other fields stay;
+//! - DEL: `DEL`.
+//!
+//! The task takes what is queued in batches of up to [`WriteThroughOptions::max_batch`] operations
+//! and sends each batch as one pipelined `MULTI` … `EXEC`: one round trip per batch, and a SET's
+//! `DEL` and `HSET` are never seen apart. When Redis goes away the batch it holds is kept, the task
+//! reconnects with back-off (logging the loss and the reconnection, counting both in
+//! [`WriteThroughStats`]) and sends it again: nothing it held is lost, and re-applying a batch that
+//! Redis may have applied before the connection dropped is harmless (each write sets a whole state).
+//! A batch Redis refuses (a key of another type, say) is logged, counted and skipped.
+//!
+//! [`WriteThrough::shutdown`] writes everything queued before it returns.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{watch, Notify};
+
+use crate::error::Result;
+use crate::server::Handler;
+use crate::wire::{Batch, Op, Operation};
+
+/// What a SET does to the fields it does not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// SET replaces the hash: `DEL` then `HSET` (SONiC's `SET_COMMAND`).
+    #[default]
+    Replace,
+    /// SET updates only the fields it names: `HSET` (SONiC's `HSET_COMMAND`).
+    Merge,
+}
+
+/// How a [`WriteThrough`] is set up.
+#[derive(Debug, Clone)]
+pub struct WriteThroughOptions {
+    /// Between table name and key (SONiC: `:` for `APPL_DB`, `|` for `CONFIG_DB`/`STATE_DB`).
+    pub separator: String,
+    /// Replace or merge on SET.
+    pub mode: WriteMode,
+    /// Operations per pipelined `MULTI`/`EXEC`.
+    pub max_batch: usize,
+    /// Bytes of operations queued (keys, fields and values, plus 64 per operation) beyond which the
+    /// [`Handler`] face refuses more, so that a Redis that is down or slow holds the consumer back
+    /// rather than growing memory.
+    pub max_queued_bytes: usize,
+    /// The longest back-off between reconnection attempts.
+    pub max_backoff: Duration,
+    /// How long one pipelined batch may take before the connection is deemed lost.
+    pub response_timeout: Duration,
+}
+
+impl Default for WriteThroughOptions {
+    fn default() -> Self {
+        WriteThroughOptions {
+            separator: ":".into(),
+            mode: WriteMode::Replace,
+            max_batch: 512,
+            max_queued_bytes: 256 * 1024 * 1024,
+            max_backoff: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a write-through has done, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteThroughStats {
+    /// Operations written to Redis.
+    pub written: u64,
+    /// Pipelined batches sent and acknowledged.
+    pub batches: u64,
+    /// Operations in batches Redis refused (logged and skipped).
+    pub failed: u64,
+    /// Times the connection to Redis was lost.
+    pub disconnects: u64,
+    /// Times a connection was made again after a loss.
+    pub reconnects: u64,
+    /// Operations sent again after a loss.
+    pub retried: u64,
+    /// Operations queued now.
+    pub queued: u64,
+}
+
+const OP_OVERHEAD: usize = 64;
+
+fn cost(op: &Operation) -> usize {
+    op.byte_len() + OP_OVERHEAD + 32 * op.fields.len()
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<(Bytes, Operation)>,
+    bytes: usize,
+    /// Operations ever queued.
+    enqueued: u64,
+    closing: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    batches: AtomicU64,
+    failed: AtomicU64,
+    disconnects: AtomicU64,
+    reconnects: AtomicU64,
+    retried: AtomicU64,
+}
+
+struct Shared {
+    options: WriteThroughOptions,
+    queue: Mutex<Queue>,
+    /// Work was queued (or closing).
+    work: Notify,
+    /// Room was made in the queue.
+    room: Notify,
+    /// Operations done (written, or refused by Redis): a flush waits for this to pass its mark.
+    done: watch::Sender<u64>,
+    counters: Counters,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        match self.queue.lock() {
+            Ok(q) => q,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.queue().bytes < self.options.max_queued_bytes
+    }
+}
+
+/// Applies operations to Redis on a background task. See the [module documentation](self). Clones
+/// share the task; it ends when [`WriteThrough::shutdown`] is called (dropping every clone without
+/// it abandons what is queued).
+#[derive(Clone)]
+pub struct WriteThrough {
+    shared: Arc<Shared>,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for WriteThrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteThrough")
+            .field("mode", &self.shared.options.mode)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl WriteThrough {
+    /// Starts writing to the Redis at `url` (`redis://host:port/db`; the database number selects the
+    /// database). Connects once now, so that a wrong URL or a Redis that is not there is reported at
+    /// start; later losses are retried. Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] if the URL is malformed or Redis cannot be reached.
+    pub async fn connect(url: &str, options: WriteThroughOptions) -> Result<WriteThrough> {
+        let client = redis::Client::open(url)?;
+        let config = connection_config(&options);
+        let conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+        let (done, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            options,
+            queue: Mutex::new(Queue::default()),
+            work: Notify::new(),
+            room: Notify::new(),
+            done,
+            counters: Counters::default(),
+        });
+        let task = tokio::spawn(run(Arc::clone(&shared), client, conn));
+        Ok(WriteThrough { shared, task: Arc::new(Mutex::new(Some(task))) })
+    }
+
+    /// [`WriteThrough::connect`] for programs without a runtime.
+    ///
+    /// # Errors
+    /// As [`WriteThrough::connect`]; [`Error::BlockingInAsync`] inside an async task.
+    pub fn connect_blocking(url: &str, options: WriteThroughOptions) -> Result<WriteThrough> {
+        crate::rt::block_on(WriteThrough::connect(url, options))?
+    }
+
+    /// Queues `ops` on `table` to be written, in order. Always accepted (the producer side's face;
+    /// the [`Handler`] face holds back when full).
+    pub fn update(&self, table: &Bytes, ops: impl IntoIterator<Item = Operation>) {
+        {
+            let mut q = self.shared.queue();
+            for op in ops {
+                q.bytes += cost(&op);
+                q.enqueued += 1;
+                q.items.push_back((table.clone(), op));
+            }
+        }
+        self.shared.work.notify_one();
+    }
+
+    /// Operations queued and not yet written (SONiC's `dbUpdaterQueueSize`, counting the batch
+    /// being written).
+    pub fn queue_size(&self) -> usize {
+        let q = self.shared.queue();
+        let done = *self.shared.done.borrow();
+        usize::try_from(q.enqueued.saturating_sub(done)).unwrap_or(usize::MAX)
+    }
+
+    /// Waits until everything queued before this call is written (or refused by Redis).
+    pub async fn flush(&self) {
+        let mark = self.shared.queue().enqueued;
+        let mut rx = self.shared.done.subscribe();
+        // An error means the task is gone: nothing more will be written.
+        let _ = rx.wait_for(|done| *done >= mark).await;
+    }
+
+    /// Waits until the queue is under its limit.
+    pub async fn room(&self) {
+        loop {
+            let notified = self.shared.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared.has_room() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether the queue is under its limit (the [`Handler`] face's test).
+    pub(crate) fn handle_has_room(&self) -> bool {
+        self.shared.has_room()
+    }
+
+    /// What has been written so far.
+    pub fn stats(&self) -> WriteThroughStats {
+        let c = &self.shared.counters;
+        WriteThroughStats {
+            written: c.written.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            disconnects: c.disconnects.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            queued: self.queue_size() as u64,
+        }
+    }
+
+    /// Writes everything queued, then stops the task. With Redis down this waits until it is back:
+    /// wrap it in a timeout to give up.
+    pub async fn shutdown(&self) -> WriteThroughStats {
+        self.shared.queue().closing = true;
+        self.shared.work.notify_one();
+        let task = match self.task.lock() {
+            Ok(mut t) => t.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        self.stats()
+    }
+
+    /// [`WriteThrough::shutdown`] from a thread without a runtime.
+    ///
+    /// # Errors
+    /// [`Error::BlockingInAsync`] inside an async task.
+    pub fn shutdown_blocking(&self) -> Result<WriteThroughStats> {
+        crate::rt::block_on(self.shutdown())
+    }
+}
+
+/// The write-through takes batches straight from a [`crate::Server`] (what `statetable-consumer`
+/// does), holding the server back while its queue is over the limit.
+impl Handler for WriteThrough {
+    fn handle(&self, batch: Batch) -> std::result::Result<(), Batch> {
+        if !self.shared.has_room() {
+            return Err(batch);
+        }
+        self.update(&batch.table, batch.ops);
+        Ok(())
+    }
+
+    fn ready(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.room())
+    }
+}
+
+fn connection_config(options: &WriteThroughOptions) -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(options.response_timeout))
+}
+
+fn pipeline(options: &WriteThroughOptions, batch: &[(Bytes, Operation)]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let sep = options.separator.as_bytes();
+    let mut key = Vec::new();
+    for (table, op) in batch {
+        key.clear();
+        key.extend_from_slice(table);
+        key.extend_from_slice(sep);
+        key.extend_from_slice(&op.key);
+        let set = op.op == Op::Set && !op.fields.is_empty();
+        if !set || options.mode == WriteMode::Replace {
+            pipe.cmd("DEL").arg(&key[..]).ignore();
+        }
+        if set {
+            let cmd = pipe.cmd("HSET").arg(&key[..]);
+            for (f, v) in &op.fields {
+                cmd.arg(&f[..]).arg(&v[..]);
+            }
+            cmd.ignore();
+        }
+    }
+    pipe
+}
+
+fn retryable(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+async fn run(shared: Arc<Shared>, client: redis::Client, conn: MultiplexedConnection) {
+    let mut conn = Some(conn);
+    let config = connection_config(&shared.options);
+    let mut batch: Vec<(Bytes, Operation)> = Vec::new();
+    let mut done: u64 = 0;
+    loop {
+        // Take the next batch, or wait for one.
+        loop {
+            let notified = shared.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut q = shared.queue();
+                if !q.items.is_empty() {
+                    let n = q.items.len().min(shared.options.max_batch.max(1));
+                    let mut freed = 0;
+                    batch.extend(q.items.drain(..n).inspect(|(_, op)| freed += cost(op)));
+                    q.bytes -= freed;
+                    break;
+                }
+                if q.closing {
+                    tracing::debug!(written = done, "write-through drained");
+                    return;
+                }
+            }
+            notified.await;
+        }
+        shared.room.notify_waiters();
+        let pipe = pipeline(&shared.options, &batch);
+        let n = batch.len() as u64;
+        let mut backoff = Duration::from_millis(50);
+        let mut lost = false;
+        loop {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match client.get_multiplexed_async_connection_with_config(&config).await {
+                    Ok(c) => {
+                        shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(held = n, "redis reconnected; writing the operations held");
+                        conn.insert(c)
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, ?backoff, "redis still unreachable");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(shared.options.max_backoff);
+                        continue;
+                    }
+                },
+            };
+            match pipe.query_async::<()>(c).await {
+                Ok(()) => {
+                    shared.counters.written.fetch_add(n, Ordering::Relaxed);
+                    shared.counters.batches.fetch_add(1, Ordering::Relaxed);
+                    if lost {
+                        shared.counters.retried.fetch_add(n, Ordering::Relaxed);
+                    }
+                    break;
+                }
+                Err(error) if retryable(&error) => {
+                    conn = None;
+                    lost = true;
+                    shared.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, held = n, "redis connection lost; holding the batch and reconnecting");
+                }
+                Err(error) => {
+                    shared.counters.failed.fetch_add(n, Ordering::Relaxed);
+                    tracing::error!(%error, operations = n, "redis refused a batch; skipped");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+        done += n;
+        shared.done.send_replace(done);
+    }
+}
