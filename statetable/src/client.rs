@@ -121,7 +121,11 @@ fn open(endpoint: &str, options: &ClientOptions, connected: &Arc<AtomicBool>) ->
                 }
                 SocketEventKind::Disconnected(reason) => {
                     flag.store(false, Ordering::Relaxed);
-                    tracing::warn!(endpoint = %ep, reason = ?reason, "consumer connection lost; reconnecting");
+                    if reason == zmtp::DisconnectReason::Local {
+                        tracing::debug!(endpoint = %ep, "connection closed");
+                    } else {
+                        tracing::warn!(endpoint = %ep, reason = ?reason, "consumer connection lost; reconnecting");
+                    }
                 }
                 SocketEventKind::MonitorStopped => break,
                 _ => {}
@@ -320,6 +324,12 @@ impl Client {
                 Ok(None)
             }
         }
+    }
+
+    /// Closes the socket (every clone's): sends what is queued for up to the linger time, then
+    /// returns once the connection is closed.
+    pub async fn close(&self) {
+        self.socket().close().await;
     }
 
     /// [`Client::wait`] from a thread without a runtime.

@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
-use statetable::{Client, ClientOptions, ConsumerOptions, ConsumerStateTable, Op, ProducerStateTable, Server, ServerOptions};
+use statetable::{
+    Client, ClientOptions, ConsumerOptions, ConsumerStateTable, Op, ProducerStateTable, Server, ServerOptions,
+};
 
 #[tokio::test]
 async fn set_and_del_arrive_in_order() {
-    let server = Server::new("tcp://127.0.0.1:*", ServerOptions { lazy_bind: true, ..Default::default() }).await.unwrap();
+    let server = Server::new("tcp://127.0.0.1:*", ServerOptions { lazy_bind: true, ..Default::default() })
+        .await
+        .unwrap();
     let table = ConsumerStateTable::new(&server, "APPL_DB", "T", ConsumerOptions::default());
     let endpoint = server.bind().await.unwrap();
     let client = Client::connect(&endpoint, ClientOptions::default()).unwrap();
