@@ -38,10 +38,16 @@ skip() {
     exit 0
 }
 is_root() { [[ "$(id -u)" == 0 ]]; }
+# `apt-get update` once: not at all when scripts/test-all.sh ran it already (ZMTP_APT_UPDATED=1), and
+# not again for a second package.
 apt_install() { # PACKAGE...: installs with apt-get when root; 1 when it cannot
     is_root && command -v apt-get >/dev/null 2>&1 || return 1
     say "installing $* (apt-get)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >"$work/apt.log" 2>&1 || {
+    {
+        if [[ "${ZMTP_APT_UPDATED:-}" != 1 ]]; then
+            apt-get update -qq && ZMTP_APT_UPDATED=1
+        fi && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    } >"$work/apt.log" 2>&1 || {
         tail -n 5 "$work/apt.log"
         return 1
     }

@@ -7,10 +7,11 @@
 #   ZMTP_PYTHON   python with pyzmq for the interop tests (default: the .venv made by
 #                 scripts/ensure-pyzmq.sh)
 #
-# Installs when missing: pyzmq into .venv, iptables, prometheus, docker.io and docker-compose
-# (apt-get, as root; the last two for scripts/check-docker.sh), the rust target
-# x86_64-unknown-linux-musl, cargo-fuzz (cargo install; the version pinned in scripts/fuzz-common.sh,
-# replacing another installed version), the nightly toolchain (rustup).
+# Installs when missing: pyzmq into .venv, iptables, prometheus, redis-server and redis-tools,
+# docker.io and docker-compose (apt-get, as root, with one `apt-get update` for all of them; the last
+# two for scripts/check-docker.sh), the rust target x86_64-unknown-linux-musl, cargo-fuzz (cargo
+# install; the version pinned in scripts/fuzz-common.sh, replacing another installed version), the
+# nightly toolchain (rustup).
 set -euo pipefail
 
 export CI=true
@@ -36,21 +37,50 @@ ZMTP_PYTHON="$(scripts/ensure-pyzmq.sh)"
 export ZMTP_PYTHON
 echo "ZMTP_PYTHON=$ZMTP_PYTHON"
 
+# System packages come from apt-get, as root only. `apt-get update` runs once, before the first
+# install of this run (and not at all when nothing is missing); scripts/check-docker.sh is told, through
+# ZMTP_APT_UPDATED, that it need not run it again.
+can_apt() { [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; }
+apt_updated=""
+apt_install() { # PACKAGE...: installs them; non-zero when it cannot (or when the one update failed)
+    can_apt || return 1
+    if [[ -z "$apt_updated" ]]; then
+        if apt-get update -qq; then
+            apt_updated=ok
+            export ZMTP_APT_UPDATED=1
+        else
+            apt_updated=failed
+        fi
+    fi
+    [[ "$apt_updated" == ok ]] || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
 # The network-fault tests (zmtp/tests/faults_netns.rs) drop packets with iptables inside the network
 # namespaces they create (without it they take the link down instead, and say so).
-if ! command -v iptables >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+if ! command -v iptables >/dev/null 2>&1 && can_apt; then
     echo "test-all: installing iptables"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables; }; then
+    if ! apt_install iptables; then
         echo "test-all: could not install iptables; faults_netns.rs will take links down instead"
     fi
 fi
 
 # relay/tests/e2e_ops.rs has a real Prometheus scrape the relay (Debian's package, run directly; without
 # it that test installs it itself, or says SKIPPED).
-if [[ ! -x /usr/bin/prometheus ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+if [[ ! -x /usr/bin/prometheus ]] && can_apt; then
     echo "test-all: installing prometheus"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }; then
+    if ! apt_install prometheus; then
         echo "test-all: could not install prometheus; e2e_ops.rs will skip its Prometheus test"
+    fi
+fi
+
+# The statetable tests write through to a real Redis: each starts Debian's redis-server itself on a
+# free loopback port (statetable/tests/common/mod.rs); the benchmark compares with redis-benchmark
+# (redis-tools, with redis-cli).
+if { [[ ! -x /usr/bin/redis-server ]] || [[ ! -x /usr/bin/redis-benchmark ]]; } && can_apt; then
+    echo "test-all: installing redis-server and redis-tools"
+    if ! apt_install redis-server redis-tools; then
+        echo "test-all: could not install redis-server; the statetable tests that need it will fail and say so"
     fi
 fi
 
