@@ -517,6 +517,31 @@ async fn library_producer_to_python_consumer() {
     client.close().await;
 }
 
+/// The Python consumer refuses malformed messages (each reported on a line of its own) and carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_consumer_refuses_garbage_and_carries_on() {
+    let (mut py, ep) = tokio::task::block_in_place(|| py_consume(1));
+    let client = Client::connect(&ep, ClientOptions::default()).unwrap();
+    let good = statetable::wire::encode(b"D", b"T", &[Operation::set("k", [("f", "v")])]).unwrap();
+    let garbage = [
+        Bytes::from_static(b"\xff\xff\xff\xff\xff\xff\xff\xff"),
+        good.slice(..good.len() - 1),
+        Bytes::from([good.to_vec(), vec![0]].concat()),
+        Bytes::new(),
+    ];
+    for g in &garbage {
+        client.send_raw(g.clone()).await.unwrap();
+    }
+    client.send_raw(good).await.unwrap();
+    let status = tokio::task::block_in_place(|| py.expect_exit(STEP));
+    assert!(status.success(), "python consumer: {status}\n{}", py.transcript());
+    let out = py.stdout();
+    let malformed = out.iter().filter(|l| l.contains("\"malformed\"")).count();
+    assert_eq!(malformed, garbage.len(), "{out:?}");
+    assert!(out.last().is_some_and(|l| l.contains("\"key\": \"k\"")), "{out:?}");
+    client.close().await;
+}
+
 impl Enc {
     fn bytes_pairs(self, fields: &[(String, String)]) -> Fields {
         fields.iter().map(|(f, v)| (self.bytes(f), self.bytes(v))).collect()
@@ -814,4 +839,44 @@ fn python_and_rust_decoders_agree() {
     }
     eprintln!("decoders agree on {} inputs: {accepted} accepted, {refused} refused", inputs.len());
     assert!(accepted > 10 && refused > 1000, "{accepted} accepted, {refused} refused");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The harness's fault tools, with the Python producer
+// ---------------------------------------------------------------------------------------------------
+
+/// `RedisServer::restart` (kill -9, same port, empty) and `Consumer::kill` / `Consumer::spawn_at`
+/// (same endpoint) work as the fault tests need: after each, what the Python producer sends next is
+/// in Redis.
+#[test]
+fn harness_restarts_redis_and_consumer_on_their_ports() {
+    let mut redis = RedisServer::start();
+    let (port, db) = (redis.port(), 2);
+    let consumer = Consumer::spawn(&redis.url(db), &[]);
+    let ep = consumer.endpoint().to_owned();
+    let model = Model::new("T", ":", false);
+    py_produce(&ep, "APPL_DB", "T", 1, Enc::Utf8, &[set("before", [("f", "1")]), sentinel(1)]);
+    wait_sentinel(&redis, db, &model, 1);
+
+    redis.restart();
+    assert_eq!(redis.port(), port);
+    assert_eq!(redis.dbsize(db), 0, "a restarted redis is empty");
+    // The consumer's write-through reconnects by itself.
+    py_produce(&ep, "APPL_DB", "T", 1, Enc::Utf8, &[set("after-redis", [("f", "2")]), sentinel(2)]);
+    wait_sentinel(&redis, db, &model, 2);
+    assert_eq!(redis.hgetall(db, "T:after-redis"), BTreeMap::from([("f".into(), "2".into())]));
+
+    consumer.kill();
+    let consumer = common::Consumer::spawn_at(&ep, &redis.url(db), &[]);
+    assert_eq!(consumer.endpoint(), ep);
+    py_produce(&ep, "APPL_DB", "T", 1, Enc::Utf8, &[set("after-consumer", [("f", "3")]), sentinel(3)]);
+    wait_sentinel(&redis, db, &model, 3);
+    let exited = consumer.terminate();
+    assert!(exited.status.success(), "{}", exited.log.join("\n"));
+    assert_eq!(redis.keys(db, "*"), ["T:__done2__", "T:__done3__", "T:after-consumer", "T:after-redis"]);
+
+    redis.flushall();
+    assert_eq!(redis.dbsize(db), 0);
+    redis.stop();
+    assert!(!redis.is_running());
 }
