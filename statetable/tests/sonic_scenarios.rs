@@ -3,6 +3,8 @@
 //! and off; an oversize batch; a producer dropped right after a send; synchronous mode with its
 //! errors; lazy bind; pop batch sizes; SET replace against merge; a full send queue.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

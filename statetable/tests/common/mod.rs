@@ -1,5 +1,5 @@
 //! Shared by the statetable tests: a real `redis-server` of our own on a free loopback port.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
