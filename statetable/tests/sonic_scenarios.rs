@@ -521,3 +521,33 @@ async fn full_queue_fails_after_retries() {
     }
     assert!(sent <= 101, "at most the HWM is queued: {sent}");
 }
+
+/// Synchronous mode, better than SONiC: a request the server cannot hand to anyone (for a table
+/// without a handler, or malformed) is answered at once with an empty batch, so the producer's wait
+/// ends and the next request goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_server_answers_what_it_cannot_hand_over() {
+    let server =
+        Server::new("tcp://127.0.0.1:*", ServerOptions { sync: true, lazy_bind: true, ..Default::default() })
+            .await
+            .unwrap();
+    let table = ConsumerStateTable::new(&server, DB, TABLE, ConsumerOptions::default());
+    let endpoint = server.bind().await.unwrap();
+    let client = Client::connect(
+        &endpoint,
+        ClientOptions { sync_timeout: Some(Duration::from_secs(10)), ..Default::default() },
+    )
+    .unwrap();
+    client.send(DB.as_bytes(), b"NOBODY", &kfv()).await.unwrap();
+    let reply = client.wait().await.unwrap().expect("answered");
+    assert_eq!((reply.table.as_ref(), reply.ops.len()), (&b"NOBODY"[..], 0));
+    client.send_raw(Bytes::from_static(b"\x05\x00\x00\x00\x00\x00\x00\x00garbage")).await.unwrap();
+    let reply = client.wait().await.unwrap().expect("answered");
+    assert!(reply.db.is_empty() && reply.table.is_empty() && reply.ops.is_empty());
+    client.send(DB.as_bytes(), TABLE.as_bytes(), &kfv()).await.unwrap();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), table.next_batch()).await.unwrap(), kfv());
+    server.reply(DB.as_bytes(), TABLE.as_bytes(), &kfv()).unwrap();
+    assert_eq!(client.wait().await.unwrap().unwrap().ops, kfv());
+    let stats = server.stats();
+    assert_eq!((stats.messages, stats.unknown_table, stats.malformed, stats.operations), (3, 1, 1, 1));
+}
