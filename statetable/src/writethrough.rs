@@ -212,10 +212,20 @@ impl WriteThrough {
     }
 
     /// Queues `ops` on `table` to be written, in order. Always accepted (the producer side's face;
-    /// the [`Handler`] face holds back when full).
+    /// the [`Handler`] face holds back when full), except after [`WriteThrough::shutdown`], when they
+    /// are counted as failed and logged.
     pub fn update(&self, table: &Bytes, ops: impl IntoIterator<Item = Operation>) {
         {
             let mut q = self.shared.queue();
+            if q.closing {
+                // The task writes what was queued before shutdown and stops: later operations
+                // would never be written, and a flush would wait for them forever.
+                let n = ops.into_iter().count() as u64;
+                drop(q);
+                self.shared.counters.failed.fetch_add(n, Ordering::Relaxed);
+                tracing::warn!(operations = n, "write-through is shut down; operations not written");
+                return;
+            }
             for op in ops {
                 q.bytes += cost(&op);
                 q.enqueued += 1;
