@@ -63,6 +63,10 @@ fn cost(op: &Operation) -> usize {
 struct Queue {
     ops: VecDeque<Operation>,
     bytes: usize,
+    /// Threads waiting in `pops_blocking`: the condition variable is notified only when there are
+    /// some, because a notify is a futex syscall even with nobody waiting, and a message must not
+    /// cost a syscall.
+    sleepers: usize,
 }
 
 struct Shared {
@@ -103,14 +107,17 @@ impl Handler for Shared {
             // The application may keep or change what it pops; Redis gets what was received.
             wt.update(&self.table, batch.ops.iter().cloned());
         }
-        {
+        let sleepers = {
             let mut q = self.queue();
             for op in batch.ops {
                 q.bytes += cost(&op);
                 q.ops.push_back(op);
             }
+            q.sleepers
+        };
+        if sleepers > 0 {
+            self.cond.notify_all();
         }
-        self.cond.notify_all();
         self.readable.notify_one();
         Ok(())
     }
@@ -261,10 +268,12 @@ impl ConsumerStateTable {
                 if left.is_zero() {
                     return Vec::new();
                 }
+                q.sleepers += 1;
                 q = match self.shared.cond.wait_timeout(q, left) {
                     Ok((q, _)) => q,
                     Err(p) => p.into_inner().0,
                 };
+                q.sleepers -= 1;
             }
         }
         self.pops()

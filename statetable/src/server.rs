@@ -109,6 +109,7 @@ struct Shared {
     handlers: RwLock<Tables>,
     fallback: RwLock<Option<Arc<dyn Handler>>>,
     socket: Mutex<Option<Socket>>,
+    bound: Mutex<Option<String>>,
     counters: Counters,
     /// Synchronous mode: the application replied to the current request.
     replied: Notify,
@@ -247,6 +248,7 @@ impl Server {
                 handlers: RwLock::new(HashMap::new()),
                 fallback: RwLock::new(None),
                 socket: Mutex::new(None),
+                bound: Mutex::new(None),
                 counters: Counters::default(),
                 replied: Notify::new(),
             }),
@@ -307,6 +309,10 @@ impl Server {
             *slot = Some(socket.clone());
         }
         tracing::info!(endpoint = %bound, sync = o.sync, "consumer bound");
+        match self.shared.bound.lock() {
+            Ok(mut b) => *b = Some(bound.clone()),
+            Err(p) => *p.into_inner() = Some(bound.clone()),
+        }
         let watch = tokio::spawn(watch_peers(monitor, Arc::clone(&self.shared)));
         let shared = Arc::clone(&self.shared);
         let receive = if o.sync {
@@ -374,6 +380,14 @@ impl Server {
     /// The endpoint as given.
     pub fn endpoint(&self) -> &str {
         &self.shared.endpoint
+    }
+
+    /// The endpoint actually bound (a `*` port resolved); `None` before [`Server::bind`].
+    pub fn bound_endpoint(&self) -> Option<String> {
+        match self.shared.bound.lock() {
+            Ok(b) => b.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// What the server has received so far.

@@ -146,12 +146,27 @@ impl Shared {
 }
 
 /// Applies operations to Redis on a background task. See the [module documentation](self). Clones
-/// share the task; it ends when [`WriteThrough::shutdown`] is called (dropping every clone without
-/// it abandons what is queued).
+/// share the task. It ends when [`WriteThrough::shutdown`] is called, or once the last clone is
+/// dropped: either way it first writes everything queued (SONiC's `AsyncDBUpdater` destructor
+/// drains too), so an operation queued just before its producer is dropped still reaches Redis as
+/// long as the runtime runs.
 #[derive(Clone)]
 pub struct WriteThrough {
     shared: Arc<Shared>,
-    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    task: Arc<TaskGuard>,
+}
+
+/// Owned by every clone: when the last goes, the task is told to drain and stop.
+struct TaskGuard {
+    shared: Arc<Shared>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.shared.queue().closing = true;
+        self.shared.work.notify_one();
+    }
 }
 
 impl std::fmt::Debug for WriteThrough {
@@ -184,7 +199,8 @@ impl WriteThrough {
             counters: Counters::default(),
         });
         let task = tokio::spawn(run(Arc::clone(&shared), client, conn));
-        Ok(WriteThrough { shared, task: Arc::new(Mutex::new(Some(task))) })
+        let guard = TaskGuard { shared: Arc::clone(&shared), task: Mutex::new(Some(task)) };
+        Ok(WriteThrough { shared, task: Arc::new(guard) })
     }
 
     /// [`WriteThrough::connect`] for programs without a runtime.
@@ -196,10 +212,20 @@ impl WriteThrough {
     }
 
     /// Queues `ops` on `table` to be written, in order. Always accepted (the producer side's face;
-    /// the [`Handler`] face holds back when full).
+    /// the [`Handler`] face holds back when full), except after [`WriteThrough::shutdown`], when they
+    /// are counted as failed and logged.
     pub fn update(&self, table: &Bytes, ops: impl IntoIterator<Item = Operation>) {
         {
             let mut q = self.shared.queue();
+            if q.closing {
+                // The task writes what was queued before shutdown and stops: later operations
+                // would never be written, and a flush would wait for them forever.
+                let n = ops.into_iter().count() as u64;
+                drop(q);
+                self.shared.counters.failed.fetch_add(n, Ordering::Relaxed);
+                tracing::warn!(operations = n, "write-through is shut down; operations not written");
+                return;
+            }
             for op in ops {
                 q.bytes += cost(&op);
                 q.enqueued += 1;
@@ -262,7 +288,7 @@ impl WriteThrough {
     pub async fn shutdown(&self) -> WriteThroughStats {
         self.shared.queue().closing = true;
         self.shared.work.notify_one();
-        let task = match self.task.lock() {
+        let task = match self.task.task.lock() {
             Ok(mut t) => t.take(),
             Err(p) => p.into_inner().take(),
         };

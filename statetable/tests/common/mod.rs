@@ -117,11 +117,13 @@ pub fn redis_server_bin() -> PathBuf {
 }
 
 /// A `redis-server` of the test's own on a free loopback port, with no persistence (`--save ""
-/// --appendonly no`), its own temp dir as working directory, and its log in that dir. Killed on drop.
+/// --appendonly no`; [`RedisServer::start_with`] can turn on an fsynced append-only file), its own
+/// temp dir as working directory, and its log in that dir. Killed on drop.
 pub struct RedisServer {
     bin: PathBuf,
     port: u16,
     dir: TempDir,
+    aof: bool,
     child: Option<Child>,
     /// Launches so far (a restart is one more), numbering the log files.
     launches: u32,
@@ -134,13 +136,24 @@ enum LaunchError {
 }
 
 impl RedisServer {
-    /// Starts one and waits until it answers PING.
+    /// Starts one without persistence and waits until it answers PING.
     ///
     /// # Panics
     /// If `redis-server` is missing or does not start.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(false)
+    }
+
+    /// Starts one and waits until it answers PING; with `aof`, every write is fsynced to an
+    /// append-only file in its directory (`--appendonly yes --appendfsync always`), so that a kill -9
+    /// and [`RedisServer::restart`] keep what Redis acknowledged.
+    ///
+    /// # Panics
+    /// If `redis-server` is missing or does not start.
+    pub fn start_with(aof: bool) -> RedisServer {
         let bin = redis_server_bin();
-        let mut server = RedisServer { bin, port: 0, dir: TempDir::new("redis"), child: None, launches: 0 };
+        let mut server =
+            RedisServer { bin, port: 0, dir: TempDir::new("redis"), aof, child: None, launches: 0 };
         let mut last = String::new();
         // A free port can be taken by someone else between our check and redis binding it: try
         // another then.
@@ -165,9 +178,16 @@ impl RedisServer {
         let file =
             std::fs::File::create(&log).map_err(|e| LaunchError::Other(format!("{}: {e}", log.display())))?;
         let file2 = file.try_clone().map_err(|e| LaunchError::Other(e.to_string()))?;
+        let persistence: &[&str] = if self.aof {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         let child = Command::new(&self.bin)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--save", "", "--daemonize", "no", "--dir"])
+            .arg(self.dir.path())
+            .args(persistence)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(file)
@@ -222,7 +242,7 @@ impl RedisServer {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
-    /// Kills it (SIGKILL) and waits for it; its data is gone (no persistence).
+    /// Kills it (SIGKILL) and waits for it; its data is gone (unless it has an append-only file).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -235,7 +255,8 @@ impl RedisServer {
         self.kill();
     }
 
-    /// Kills it (SIGKILL) and starts it again on the same port, empty; waits until it answers.
+    /// Kills it (SIGKILL) and starts it again on the same port (empty, or with what its append-only
+    /// file holds); waits until it answers.
     ///
     /// # Panics
     /// If it does not come back within a generous deadline.
@@ -329,6 +350,24 @@ impl RedisServer {
     /// The number of keys in database `db`.
     pub fn dbsize(&self, db: u8) -> u64 {
         self.query(db, &redis::cmd("DBSIZE"))
+    }
+
+    /// Sets `fields` of the hash `key` in database `db`.
+    pub fn hset(&self, db: u8, key: &str, fields: &[(&str, &str)]) {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(key);
+        for (f, v) in fields {
+            cmd.arg(*f).arg(*v);
+        }
+        self.query::<i64>(db, &cmd);
+    }
+
+    /// Polls `f` until it holds.
+    ///
+    /// # Panics
+    /// After 30 s, with `what`.
+    pub fn eventually(&self, what: &str, mut f: impl FnMut(&RedisServer) -> bool) {
+        wait_for(Duration::from_secs(30), what, || f(self));
     }
 
     /// Empties every database.
