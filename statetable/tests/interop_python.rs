@@ -49,6 +49,10 @@ impl Enc {
         }
     }
 
+    fn bytes_pairs(self, fields: &[(String, String)]) -> Fields {
+        fields.iter().map(|(f, v)| (self.bytes(f), self.bytes(v))).collect()
+    }
+
     fn arg(self) -> &'static str {
         match self {
             Enc::Utf8 => "utf-8",
@@ -361,8 +365,8 @@ fn python_producer_to_consumer_binary_replaces() {
     // 16 operations per message: SETs, DELs, and a key set twice in one message.
     let mut run3: Vec<In> =
         (0..30).map(|i| set(format!("b{i:02}"), fields_n(&format!("b{i:02}"), i % 12 + 1))).collect();
+    run3.push(set("b29", [("n", "last")])); // in the same message as b29's first SET (16..31)
     run3.extend((0..10).map(|i| del(format!("b{i:02}"))));
-    run3.push(set("b29", [("n", "last")]));
     run3.push(sentinel(3));
     assert_eq!(run3.len(), 42); // 3 messages: 16, 16, 10
     py_produce(&ep, "APPL_DB", table, 16, Enc::Utf8, &run3);
@@ -540,12 +544,6 @@ async fn python_consumer_refuses_garbage_and_carries_on() {
     assert_eq!(malformed, garbage.len(), "{out:?}");
     assert!(out.last().is_some_and(|l| l.contains("\"key\": \"k\"")), "{out:?}");
     client.close().await;
-}
-
-impl Enc {
-    fn bytes_pairs(self, fields: &[(String, String)]) -> Fields {
-        fields.iter().map(|(f, v)| (self.bytes(f), self.bytes(v))).collect()
-    }
 }
 
 /// Pops from `table` until `n` operations arrived.
