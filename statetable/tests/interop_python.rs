@@ -446,6 +446,8 @@ fn mixed_ops() -> Vec<In> {
         del("ten"),
         set("no-fields", Vec::<(String, String)>::new()), // a DEL on the wire
         set("", [("empty", "key")]),
+        // Fields go out in the order written, not sorted.
+        set("unsorted", [("zeta", "1"), ("alpha", "2"), ("mid", "3")]),
     ];
     for i in 0..44 {
         let key = format!("k{i:02}");

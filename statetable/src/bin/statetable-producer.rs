@@ -66,26 +66,42 @@ enum Line {
     Set {
         key: String,
         #[serde(default)]
-        fields: serde_json::Map<String, serde_json::Value>,
+        fields: Fields,
     },
     Del {
         key: String,
     },
 }
 
-fn operation(line: Line) -> Result<Operation, String> {
-    match line {
-        Line::Del { key } => Ok(Operation::del(key)),
-        Line::Set { key, fields } => {
-            let mut fvs = Vec::with_capacity(fields.len());
-            for (f, v) in fields {
-                match v {
-                    serde_json::Value::String(s) => fvs.push((Bytes::from(f), Bytes::from(s))),
-                    other => return Err(format!("field {f:?}: value must be a string, got {other}")),
-                }
+/// A JSON object's members in the order written (a `serde_json::Map` would sort them, and merge
+/// repeated names): the fields go on the wire in the order the user gave them.
+#[derive(Debug, Default)]
+struct Fields(Vec<(Bytes, Bytes)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of string values")
             }
-            Ok(Operation::set(key, fvs))
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut out = Vec::new();
+                while let Some((f, v)) = map.next_entry::<String, String>()? {
+                    out.push((Bytes::from(f), Bytes::from(v)));
+                }
+                Ok(Fields(out))
+            }
         }
+        d.deserialize_map(Visit)
+    }
+}
+
+fn operation(line: Line) -> Operation {
+    match line {
+        Line::Del { key } => Operation::del(key),
+        Line::Set { key, fields } => Operation::set(key, fields.0),
     }
 }
 
@@ -176,7 +192,7 @@ async fn main() -> ExitCode {
         if line.trim().is_empty() {
             continue;
         }
-        let op = match serde_json::from_str::<Line>(&line).map_err(|e| e.to_string()).and_then(operation) {
+        let op = match serde_json::from_str::<Line>(&line).map(operation) {
             Ok(op) => op,
             Err(e) => {
                 eprintln!("statetable-producer: line {n}: {e}");
