@@ -229,28 +229,34 @@ impl Client {
         e
     }
 
+    /// One attempt of a send: `None` when sent, the message and the pause before the next attempt
+    /// when the queue is full, the error when there is none left (or the socket refused).
+    fn step(&self, msg: Msg, retry: u32, waited: Duration) -> Result<Option<(Msg, Duration)>> {
+        let msg = match self.attempt(msg)? {
+            Attempt::Sent => return Ok(None),
+            Attempt::Full(m) => m,
+        };
+        if retry >= self.inner.options.retries {
+            return Err(self.full(retry + 1, waited));
+        }
+        let pause = self.backoff(retry + 1);
+        tracing::warn!(endpoint = %self.inner.endpoint, retry_in = ?pause, "send queue full; retrying");
+        Ok(Some((msg, pause)))
+    }
+
     /// Sends one encoded message (see [`crate::wire`]), retrying while the queue is full.
     ///
     /// # Errors
     /// [`Error::QueueFull`] after the last retry; [`Error::AwaitingReply`] in synchronous mode before
     /// the previous reply; [`Error::Closed`] or [`Error::Socket`] if the socket failed.
     pub async fn send_raw(&self, message: Bytes) -> Result<()> {
-        let mut msg = Msg::from(message);
-        let mut waited = Duration::ZERO;
-        for retry in 0..=self.inner.options.retries {
-            match self.attempt(msg)? {
-                Attempt::Sent => return Ok(()),
-                Attempt::Full(m) => msg = m,
-            }
-            if retry == self.inner.options.retries {
-                break;
-            }
-            let pause = self.backoff(retry + 1);
-            tracing::warn!(endpoint = %self.inner.endpoint, retry_in = ?pause, "send queue full; retrying");
+        let (mut msg, mut waited) = (Msg::from(message), Duration::ZERO);
+        for retry in 0.. {
+            let Some((m, pause)) = self.step(msg, retry, waited)? else { return Ok(()) };
             tokio::time::sleep(pause).await;
-            waited += pause;
+            (msg, waited) = (m, waited + pause);
         }
-        Err(self.full(self.inner.options.retries + 1, waited))
+        Err(Error::Closed)
     }
 
     /// [`Client::send_raw`] from a thread: backs off with `std::thread::sleep`. Usable from any
@@ -259,22 +265,13 @@ impl Client {
     /// # Errors
     /// As [`Client::send_raw`].
     pub fn send_raw_blocking(&self, message: Bytes) -> Result<()> {
-        let mut msg = Msg::from(message);
-        let mut waited = Duration::ZERO;
-        for retry in 0..=self.inner.options.retries {
-            match self.attempt(msg)? {
-                Attempt::Sent => return Ok(()),
-                Attempt::Full(m) => msg = m,
-            }
-            if retry == self.inner.options.retries {
-                break;
-            }
-            let pause = self.backoff(retry + 1);
-            tracing::warn!(endpoint = %self.inner.endpoint, retry_in = ?pause, "send queue full; retrying");
+        let (mut msg, mut waited) = (Msg::from(message), Duration::ZERO);
+        for retry in 0.. {
+            let Some((m, pause)) = self.step(msg, retry, waited)? else { return Ok(()) };
             std::thread::sleep(pause);
-            waited += pause;
+            (msg, waited) = (m, waited + pause);
         }
-        Err(self.full(self.inner.options.retries + 1, waited))
+        Err(Error::Closed)
     }
 
     /// Sends `ops` on `table` of `db` as one message (SONiC's `sendMsg`).

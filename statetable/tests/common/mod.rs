@@ -845,33 +845,7 @@ fn json_str(s: &str) -> String {
 // pyzmq
 // ---------------------------------------------------------------------------------------------------
 
-/// The Python interpreter that has pyzmq, found as the interop tests (`tests/src/lib.rs`) find it:
-/// `$ZMTP_PYTHON` if set and non-empty, else the path `scripts/ensure-pyzmq.sh` prints (it creates
-/// `<repo>/.venv` with pyzmq when missing). Computed once per process.
-///
-/// # Panics
-/// If the script cannot be run or fails.
-pub fn python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("ZMTP_PYTHON").filter(|p| !p.is_empty()) {
-                return PathBuf::from(p);
-            }
-            let script = repo_root().join("scripts").join("ensure-pyzmq.sh");
-            let output = Command::new("bash")
-                .arg(&script)
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-            assert!(output.status.success(), "{} failed: {}", script.display(), output.status);
-            let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            assert!(!path.is_empty(), "{} printed no interpreter path", script.display());
-            PathBuf::from(path)
-        })
-        .clone()
-}
+pub use zmtp_interop::python;
 
 /// Starts `python -u tests/peers/<script>.py <args>` in the repository root.
 pub fn python_peer<I, S>(script: &str, args: I) -> Proc
