@@ -55,13 +55,11 @@ impl Default for ConsumerOptions {
     }
 }
 
-fn cost(op: &Operation) -> usize {
-    op.byte_len() + 64 + 32 * op.fields.len()
-}
-
 #[derive(Default)]
 struct Queue {
-    ops: VecDeque<Operation>,
+    /// Operations with what each is charged against `max_queued_bytes` (see
+    /// `writethrough::pinned`: the frame they keep alive is charged to a batch's last operation).
+    ops: VecDeque<(Operation, usize)>,
     bytes: usize,
     /// Threads waiting in `pops_blocking`: the condition variable is notified only when there are
     /// some, because a notify is a futex syscall even with nobody waiting, and a message must not
@@ -105,13 +103,14 @@ impl Handler for Shared {
                 return Err(batch);
             }
             // The application may keep or change what it pops; Redis gets what was received.
-            wt.update(&self.table, batch.ops.iter().cloned());
+            wt.handle_ops(&batch);
         }
+        let extra = crate::writethrough::pinned(&batch);
         let sleepers = {
             let mut q = self.queue();
-            for op in batch.ops {
-                q.bytes += cost(&op);
-                q.ops.push_back(op);
+            for (op, charge) in crate::writethrough::charged(batch.ops, extra) {
+                q.bytes += charge;
+                q.ops.push_back((op, charge));
             }
             q.sleepers
         };
@@ -211,8 +210,16 @@ impl ConsumerStateTable {
         let (out, more) = {
             let mut q = self.shared.queue();
             let n = q.ops.len().min(self.pop_batch_size);
-            let out: Vec<Operation> = q.ops.drain(..n).collect();
-            q.bytes -= out.iter().map(cost).sum::<usize>();
+            let mut freed = 0;
+            let out: Vec<Operation> = q
+                .ops
+                .drain(..n)
+                .map(|(op, charge)| {
+                    freed += charge;
+                    op
+                })
+                .collect();
+            q.bytes -= freed;
             (out, !q.ops.is_empty())
         };
         if !out.is_empty() {

@@ -82,7 +82,8 @@ impl Default for ServerOptions {
 pub struct ServerStats {
     /// Messages received.
     pub messages: u64,
-    /// Operations handed to handlers.
+    /// Operations handed to handlers (counted as the hand-over starts; a full handler may still be
+    /// holding the server back).
     pub operations: u64,
     /// Messages refused as malformed (see [`crate::wire::DecodeError`]).
     pub malformed: u64,
@@ -481,7 +482,9 @@ impl Dispatch {
             }
             return Outcome::Unknown(batch.db, batch.table);
         };
-        let n = batch.ops.len() as u64;
+        // Counted before the hand-over, so that an application that has its operations sees
+        // them counted.
+        c.operations.fetch_add(batch.ops.len() as u64, Ordering::Relaxed);
         let mut batch = batch;
         loop {
             match handler.handle(batch) {
@@ -492,7 +495,6 @@ impl Dispatch {
                 }
             }
         }
-        c.operations.fetch_add(n, Ordering::Relaxed);
         Outcome::Handled
     }
 }

@@ -101,9 +101,34 @@ fn cost(op: &Operation) -> usize {
     op.byte_len() + OP_OVERHEAD + 32 * op.fields.len()
 }
 
+/// One queued operation, with what it is charged against `max_queued_bytes`.
+struct Item {
+    table: Bytes,
+    op: Operation,
+    charge: usize,
+}
+
+/// What a received batch pins beyond its operations' own bytes: its operations are slices of the
+/// frame they came in, which stays allocated whole (its database and table names too) as long as one
+/// of them is queued. That is charged to the batch's last operation, which in a FIFO queue is the
+/// last of them to go; otherwise a peer sending 8 MiB names with one tiny operation each would be
+/// charged a few bytes per message for 8 MiB held.
+pub(crate) fn pinned(batch: &Batch) -> usize {
+    batch.db.len() + batch.table.len() + 32
+}
+
+/// `ops` with their charges: each its cost, and the last also `extra`.
+pub(crate) fn charged(ops: Vec<Operation>, extra: usize) -> impl Iterator<Item = (Operation, usize)> {
+    let last = ops.len().saturating_sub(1);
+    ops.into_iter().enumerate().map(move |(i, op)| {
+        let c = cost(&op) + if i == last { extra } else { 0 };
+        (op, c)
+    })
+}
+
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<(Bytes, Operation)>,
+    items: VecDeque<Item>,
     bytes: usize,
     /// Operations ever queued.
     enqueued: u64,
@@ -215,6 +240,16 @@ impl WriteThrough {
     /// the [`Handler`] face holds back when full), except after [`WriteThrough::shutdown`], when they
     /// are counted as failed and logged.
     pub fn update(&self, table: &Bytes, ops: impl IntoIterator<Item = Operation>) {
+        self.push(
+            table,
+            ops.into_iter().map(|op| {
+                let c = cost(&op);
+                (op, c)
+            }),
+        );
+    }
+
+    fn push(&self, table: &Bytes, ops: impl IntoIterator<Item = (Operation, usize)>) {
         {
             let mut q = self.shared.queue();
             if q.closing {
@@ -226,10 +261,10 @@ impl WriteThrough {
                 tracing::warn!(operations = n, "write-through is shut down; operations not written");
                 return;
             }
-            for op in ops {
-                q.bytes += cost(&op);
+            for (op, charge) in ops {
+                q.bytes += charge;
                 q.enqueued += 1;
-                q.items.push_back((table.clone(), op));
+                q.items.push_back(Item { table: table.clone(), op, charge });
             }
         }
         self.shared.work.notify_one();
@@ -262,6 +297,12 @@ impl WriteThrough {
             }
             notified.await;
         }
+    }
+
+    /// Queues a copy of `batch`'s operations (their bytes are shared, not copied), charged as the
+    /// [`Handler`] face charges them.
+    pub(crate) fn handle_ops(&self, batch: &Batch) {
+        self.push(&batch.table, charged(batch.ops.clone(), pinned(batch)));
     }
 
     /// Whether the queue is under its limit (the [`Handler`] face's test).
@@ -314,7 +355,8 @@ impl Handler for WriteThrough {
         if !self.shared.has_room() {
             return Err(batch);
         }
-        self.update(&batch.table, batch.ops);
+        let extra = pinned(&batch);
+        self.push(&batch.table, charged(batch.ops, extra));
         Ok(())
     }
 
@@ -329,12 +371,12 @@ fn connection_config(options: &WriteThroughOptions) -> redis::AsyncConnectionCon
         .set_response_timeout(Some(options.response_timeout))
 }
 
-fn pipeline(options: &WriteThroughOptions, batch: &[(Bytes, Operation)]) -> redis::Pipeline {
+fn pipeline(options: &WriteThroughOptions, batch: &[Item]) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
     let sep = options.separator.as_bytes();
     let mut key = Vec::new();
-    for (table, op) in batch {
+    for Item { table, op, .. } in batch {
         key.clear();
         key.extend_from_slice(table);
         key.extend_from_slice(sep);
@@ -361,7 +403,7 @@ fn retryable(e: &redis::RedisError) -> bool {
 async fn run(shared: Arc<Shared>, client: redis::Client, conn: MultiplexedConnection) {
     let mut conn = Some(conn);
     let config = connection_config(&shared.options);
-    let mut batch: Vec<(Bytes, Operation)> = Vec::new();
+    let mut batch: Vec<Item> = Vec::new();
     let mut done: u64 = 0;
     loop {
         // Take the next batch, or wait for one.
@@ -374,7 +416,7 @@ async fn run(shared: Arc<Shared>, client: redis::Client, conn: MultiplexedConnec
                 if !q.items.is_empty() {
                     let n = q.items.len().min(shared.options.max_batch.max(1));
                     let mut freed = 0;
-                    batch.extend(q.items.drain(..n).inspect(|(_, op)| freed += cost(op)));
+                    batch.extend(q.items.drain(..n).inspect(|item| freed += item.charge));
                     q.bytes -= freed;
                     break;
                 }
