@@ -9,6 +9,8 @@ allowed and skipped) and writes one file per seed:
   metadata/         READY bodies after '05 READY'
   frame_stream/     2 control octets + messages, subscriptions, PINGs and PONGs as a peer sends them
   connection_full/  2 control octets + greeting + READY + messages, for compatible socket pairs
+  statetable_wire/  the state-table messages of statetable/tests/golden/*.hex (hand-written vectors of
+                    SONiC's format), as they are, plus a few hand-made ones
 
 The control octets match the targets: frame_stream's octet 0 picks the (ours, peer's) pair from its
 PAIRS table, connection_full's octet 0 bits 0-3 pick our type in SocketType::ALL order; octet 1 seeds
@@ -35,7 +37,9 @@ PAIRS = [("DEALER", "ROUTER"), ("XPUB", "SUB"), ("PULL", "PUSH"), ("ROUTER", "DE
 # connection_full.rs octet 0 bits above the type.
 SMALL_LIMITS, HEARTBEAT, OURS_V30 = 0x20, 0x40, 0x80
 # The seed directories this script owns (and replaces).
-OWN_TARGETS = ["greeting", "command", "metadata", "frame_stream", "connection_full"]
+OWN_TARGETS = ["greeting", "command", "metadata", "frame_stream", "connection_full", "statetable_wire"]
+# The state-table golden vectors: '#' lines are comments, the rest hex with whitespace ignored.
+STATETABLE_GOLDEN = ROOT / "statetable" / "tests" / "golden"
 
 
 def load():
@@ -167,6 +171,25 @@ def main():
     put("connection_full", "dealer_greeting_only", bytes([ALL.index("DEALER"), 5]) + greeting)
     put("connection_full", "router_incompatible_pub",
         bytes([ALL.index("ROUTER"), 6]) + greeting + v["ready_pub"])
+
+    # statetable_wire: one frame of SONiC's state-table format, as the decoder gets it.
+    for f in sorted(STATETABLE_GOLDEN.glob("*.hex")):
+        text = "".join(line for line in f.read_text().splitlines() if not line.lstrip().startswith("#"))
+        put("statetable_wire", f.stem, bytes.fromhex("".join(text.split())))
+
+    def st_msg(pairs):
+        out = len(pairs).to_bytes(8, "little")
+        for k, val in pairs:
+            out += len(k).to_bytes(8, "little") + k + len(val).to_bytes(8, "little") + val
+        return out
+
+    # Hand-made: many DELs of empty keys (the densest operations: the decoder's largest allocation
+    # per input byte, see fuzz_targets/statetable_wire.rs), a field count with leading zeros, a count that announces more than is there.
+    put("statetable_wire", "synthetic_many_dels", st_msg([(b"D", b"T")] + [(b"", b"0")] * 200))
+    # Just past a doubling of the operations' vector (4 << k, plus one): its peak per input byte.
+    put("statetable_wire", "synthetic_dels_past_doubling", st_msg([(b"D", b"T")] + [(b"", b"0")] * 1025))
+    put("statetable_wire", "synthetic_leading_zeros", st_msg([(b"D", b"T"), (b"k", b"0002"), (b"a", b"1"), (b"b", b"")]))
+    put("statetable_wire", "synthetic_missing_fields", st_msg([(b"D", b"T"), (b"k", b"3"), (b"a", b"1")]))
 
     for target in sorted(written):
         print(f"make_seeds: {written[target]:3} seeds in fuzz/seeds/{target}/")

@@ -51,6 +51,9 @@ max_len_for() {
         # message, past the 16 KiB above which a MESSAGE is read into a buffer of its own. 32 KiB
         # keeps that path and every seed whole and halves what the largest corpus inputs can grow to.
         curve_client | curve_server | plain) echo 32768 ;;
+        # A state-table message may be up to 16 MiB, but every structure (counts, lengths, field
+        # counts, hundreds of operations) fits in far less; the seeds are under 4 KB.
+        statetable_wire) echo 65536 ;;
         *) echo 65536 ;;
     esac
 }
