@@ -3,9 +3,10 @@
 //!
 //! By default a PULL that binds, with SONiC's settings: RCVHWM 10,000 and TCP keepalive (idle 5 s,
 //! interval 1 s, 5 probes). Messages of 16 MiB or more are refused as SONiC refuses them; but where
-//! SONiC's receive thread throws (and stops receiving for everyone), a peer that sends one here
-//! loses its own connection (the socket's `max_msg_size`), and a malformed message is counted,
-//! logged and skipped, and everyone else carries on.
+//! SONiC's receive thread throws (and stops receiving for everyone), here a message of exactly
+//! 16 MiB is counted as malformed and skipped, a peer that sends a larger one loses its own
+//! connection (the socket's `max_msg_size`, before the message is assembled), and everyone else
+//! carries on.
 //!
 //! With [`ServerOptions::lazy_bind`] the server binds only when [`Server::bind`] is called, so that
 //! the application can register every handler first and no early message is dropped as "unknown
@@ -89,7 +90,7 @@ pub struct ServerStats {
     pub malformed: u64,
     /// Messages for a (database, table) with no handler, dropped.
     pub unknown_table: u64,
-    /// Connections ended by a protocol error (a message of 16 MiB or more among them).
+    /// Connections ended by a protocol error (a message larger than 16 MiB among them).
     pub peers_dropped: u64,
 }
 

@@ -97,8 +97,10 @@ pub struct WriteThroughStats {
 
 const OP_OVERHEAD: usize = 64;
 
-fn cost(op: &Operation) -> usize {
-    op.byte_len() + OP_OVERHEAD + 32 * op.fields.len()
+/// What an operation is charged: its bytes, its own struct and slot, and per field the pair of
+/// `Bytes` (64) and the two lengths it came with in the frame (16).
+pub(crate) fn cost(op: &Operation) -> usize {
+    op.byte_len() + OP_OVERHEAD + 80 * op.fields.len()
 }
 
 /// One queued operation, with what it is charged against `max_queued_bytes`.
