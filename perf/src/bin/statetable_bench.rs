@@ -5,6 +5,7 @@
 //! ```text
 //! statetable_bench consume --bind EP [--redis URL] [--merge] --count N
 //! statetable_bench produce --connect EP --count N --batch B [--producers P]
+//! statetable_bench encode-redis --count N [--merge]
 //! ```
 //!
 //! - `consume`: a [`Server`] (PULL) and a [`ConsumerStateTable`] on `APPL_DB`/`BENCH_TABLE`, popped
@@ -20,6 +21,11 @@
 //!   because the client's LINGER is SONiC's 0: leaving earlier would drop what is still queued.
 //!   A send that took over 5 ms is counted as a stall: the client's SONiC back-off (the queue was
 //!   at SNDHWM, 20 ms sleep and more).
+//! - `encode-redis` (no network): what building the write-through's Redis requests costs per
+//!   operation, for N operations in batches of 512: the pipeline as `statetable::writethrough`
+//!   builds it (`redis::pipe()`, `MULTI`, a `Cmd` per `DEL` and `HSET`, packed), beside the same
+//!   bytes written straight into one reused buffer (RESP by hand). Checks that both are the same
+//!   bytes.
 //!
 //! Output: one JSON line on stdout (`ops`, `seconds`, `ops_per_s`, and with Redis `redis_seconds`,
 //! `redis_ops_per_s`). Runtime: current-thread unless `BENCH_RT=multi` (`BENCH_WORKERS`, default 2).
@@ -106,6 +112,15 @@ enum Mode {
         #[arg(long, default_value_t = 10_000)]
         retry_base_us: u64,
     },
+    /// Time building the write-through's Redis pipelines (no network).
+    EncodeRedis {
+        /// Operations to encode.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// HSET only (no DEL).
+        #[arg(long)]
+        merge: bool,
+    },
 }
 
 fn main() {
@@ -127,9 +142,18 @@ fn main() {
             };
             zmtp_perf::run(
                 zmtp_perf::Flavor::Current,
-                produce(connect, count, batch.max(1), producers.max(1), Duration::from_secs(wait), options, rt),
+                produce(
+                    connect,
+                    count,
+                    batch.max(1),
+                    producers.max(1),
+                    Duration::from_secs(wait),
+                    options,
+                    rt,
+                ),
             )
         }
+        Mode::EncodeRedis { count, merge } => std::process::exit(encode_redis(count, merge)),
     }
 }
 
@@ -151,7 +175,6 @@ fn cpu_seconds() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
-
 async fn consume(bind: String, redis: Option<String>, merge: bool, count: u64, rt: &str) -> i32 {
     let server = match Server::new(&bind, ServerOptions { lazy_bind: true, ..ServerOptions::default() }).await
     {
@@ -164,7 +187,8 @@ async fn consume(bind: String, redis: Option<String>, merge: bool, count: u64, r
     let write_through = match &redis {
         Some(url) => {
             let mode = if merge { WriteMode::Merge } else { WriteMode::Replace };
-            match WriteThrough::connect(url, WriteThroughOptions { mode, ..WriteThroughOptions::default() }).await
+            match WriteThrough::connect(url, WriteThroughOptions { mode, ..WriteThroughOptions::default() })
+                .await
             {
                 Ok(wt) => Some(wt),
                 Err(e) => {
@@ -374,4 +398,120 @@ async fn produce(
         cpu_seconds() - cpu0
     );
     code
+}
+
+/// The write-through's pipeline for `batch`, built as `statetable::writethrough::pipeline` builds it
+/// (the same calls; that function is private).
+fn redis_pipeline(merge: bool, batch: &[(Bytes, Operation)]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let mut key = Vec::new();
+    for (table, op) in batch {
+        key.clear();
+        key.extend_from_slice(table);
+        key.extend_from_slice(b":");
+        key.extend_from_slice(&op.key);
+        if !merge {
+            pipe.cmd("DEL").arg(&key[..]).ignore();
+        }
+        let cmd = pipe.cmd("HSET").arg(&key[..]);
+        for (f, v) in &op.fields {
+            cmd.arg(&f[..]).arg(&v[..]);
+        }
+        cmd.ignore();
+    }
+    pipe
+}
+
+/// `prefix`, `n` in decimal, CRLF (no `fmt` machinery: it would cost more than the rest).
+fn resp_len(out: &mut Vec<u8>, prefix: u8, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push(prefix);
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn resp_bulk(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    resp_len(out, b'$', parts.iter().map(|p| p.len()).sum::<usize>());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The same request bytes, written by hand into `out` (cleared first, its capacity reused).
+fn resp_pipeline(out: &mut Vec<u8>, merge: bool, batch: &[(Bytes, Operation)]) {
+    out.clear();
+    out.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+    for (table, op) in batch {
+        if !merge {
+            out.extend_from_slice(b"*2\r\n$3\r\nDEL\r\n");
+            resp_bulk(out, &[table, b":", &op.key]);
+        }
+        resp_len(out, b'*', 2 + 2 * op.fields.len());
+        out.extend_from_slice(b"$4\r\nHSET\r\n");
+        resp_bulk(out, &[table, b":", &op.key]);
+        for (f, v) in &op.fields {
+            resp_bulk(out, &[f]);
+            resp_bulk(out, &[v]);
+        }
+    }
+    out.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
+}
+
+fn encode_redis(count: u64, merge: bool) -> i32 {
+    const BATCH: u64 = 512;
+    let fields: Vec<(Bytes, Bytes)> =
+        FIELDS.iter().map(|(f, v)| (Bytes::from_static(f), Bytes::from_static(v))).collect();
+    let table = Bytes::from_static(TABLE);
+    let mut buf = [0u8; 16];
+    let batch: Vec<(Bytes, Operation)> = (0..BATCH)
+        .map(|i| {
+            key(&mut buf, i);
+            let op = Operation {
+                key: Bytes::copy_from_slice(&buf),
+                op: statetable::Op::Set,
+                fields: fields.clone(),
+            };
+            (table.clone(), op)
+        })
+        .collect();
+    let rounds = count.div_ceil(BATCH).max(1);
+    let mut bytes = 0usize;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let packed = redis_pipeline(merge, &batch).get_packed_pipeline();
+        bytes += packed.len();
+    }
+    let crate_time = t.elapsed();
+    let mut out = Vec::new();
+    let t = Instant::now();
+    for _ in 0..rounds {
+        resp_pipeline(&mut out, merge, &batch);
+        bytes = bytes.wrapping_add(out.len());
+    }
+    let hand_time = t.elapsed();
+    let same = redis_pipeline(merge, &batch).get_packed_pipeline() == out;
+    let ops = (rounds * BATCH) as f64;
+    println!(
+        "{{\"impl\":\"statetable\",\"mode\":\"encode-redis\",\"merge\":{merge},\"ops\":{ops},\"bytes_per_batch\":{},\"redis_rs_ns_per_op\":{:.0},\"by_hand_ns_per_op\":{:.0},\"same_bytes\":{same},\"checksum\":{bytes}}}",
+        out.len(),
+        crate_time.as_nanos() as f64 / ops,
+        hand_time.as_nanos() as f64 / ops,
+    );
+    if same {
+        0
+    } else {
+        2
+    }
 }
