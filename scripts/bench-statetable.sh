@@ -102,11 +102,14 @@ run_flow() {
     local cmd
     if [[ $impl == ours ]]; then cmd=("$BIN"); else cmd=("$PY" "$repo_root/perf/statetable_py.py"); fi
     local log="$OUT/$case.$rep"
+    # Made here: the background job opens them only once it runs, which may be after the first look.
+    : >"$log.consume.out"
+    : >"$log.consume.err"
     "${cmd[@]}" consume --bind 'tcp://127.0.0.1:*' --count "$count" "$@" >"$log.consume.out" 2>"$log.consume.err" &
     local cpid=$!
     local ep=""
     for _ in $(seq 300); do
-        ep=$(sed -n 's/^ENDPOINT //p' "$log.consume.err" | head -n 1)
+        ep=$(sed -n 's/^ENDPOINT //p' "$log.consume.err" 2>/dev/null | head -n 1 || true)
         [[ -n $ep ]] && break
         kill -0 "$cpid" 2>/dev/null || break
         sleep 0.05
