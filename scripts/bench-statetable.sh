@@ -114,6 +114,12 @@ run_flow() {
         kill -0 "$cpid" 2>/dev/null || break
         sleep 0.05
     done
+    if [[ -z $ep ]] && grep -q SKIPPED "$log.consume.out"; then
+        wait "$cpid" || true
+        sed "s/^{/{\"case\":\"$case\",\"rep\":$rep,/" "$log.consume.out" >>"$RESULTS"
+        echo "bench-statetable: $case rep $rep: SKIPPED ($(cat "$log.consume.err"))" >&2
+        return
+    fi
     if [[ -z $ep ]]; then
         echo "bench-statetable: $case rep $rep: consumer did not bind (see $log.consume.err)" >&2
         kill "$cpid" 2>/dev/null || true
