@@ -103,18 +103,20 @@ pub(crate) fn cost(op: &Operation) -> usize {
     op.byte_len() + OP_OVERHEAD + 80 * op.fields.len()
 }
 
-/// One queued operation, with what it is charged against `max_queued_bytes`.
+/// One queued operation, as the Redis commands that apply it (built when it is queued: the
+/// operation itself is not kept, so it pins no received frame and needs no copy of its own), with
+/// what it is charged against `max_queued_bytes`.
 struct Item {
-    table: Bytes,
-    op: Operation,
+    /// `DEL`, `HSET`, or `DEL` then `HSET`.
+    cmds: [Option<redis::Cmd>; 2],
     charge: usize,
 }
 
-/// What a received batch pins beyond its operations' own bytes: its operations are slices of the
-/// frame they came in, which stays allocated whole (its database and table names too) as long as one
-/// of them is queued. That is charged to the batch's last operation, which in a FIFO queue is the
-/// last of them to go; otherwise a peer sending 8 MiB names with one tiny operation each would be
-/// charged a few bytes per message for 8 MiB held.
+/// What a received batch pins beyond its operations' own bytes, in the consumer table's queue:
+/// its operations are slices of the frame they came in, which stays allocated whole (its database
+/// and table names too) as long as one of them is queued. That is charged to the batch's last
+/// operation, which in a FIFO queue is the last of them to go; otherwise a peer sending 8 MiB
+/// names with one tiny operation each would be charged a few bytes per message for 8 MiB held.
 pub(crate) fn pinned(batch: &Batch) -> usize {
     batch.db.len() + batch.table.len() + 32
 }
@@ -126,6 +128,40 @@ pub(crate) fn charged(ops: Vec<Operation>, extra: usize) -> impl Iterator<Item =
         let c = cost(&op) + if i == last { extra } else { 0 };
         (op, c)
     })
+}
+
+/// The commands that apply `op` to `table`'s hash (see the [module documentation](self)).
+fn commands(options: &WriteThroughOptions, table: &[u8], op: &Operation) -> Item {
+    use redis::RedisWrite;
+    use std::io::Write;
+    let sep = options.separator.as_bytes();
+    let key = |cmd: &mut redis::Cmd| {
+        // The key written in place, in three pieces, rather than assembled in a buffer first.
+        let mut w = cmd.writer_for_next_arg();
+        let _ = w.write_all(table).and_then(|()| w.write_all(sep)).and_then(|()| w.write_all(&op.key));
+    };
+    let key_len = table.len() + sep.len() + op.key.len();
+    let set = op.op == Op::Set && !op.fields.is_empty();
+    let del = (!set || options.mode == WriteMode::Replace).then(|| {
+        let mut del = redis::Cmd::with_capacity(2, 3 + key_len);
+        del.arg("DEL");
+        key(&mut del);
+        del
+    });
+    // Sized up front: growing each command's buffers argument by argument was most of the cost of
+    // building a batch (measured 1.8–2.7 µs per operation, malloc ~40 % of the consumer's profile).
+    let hset = set.then(|| {
+        let bytes = 4 + key_len + op.byte_len() - op.key.len();
+        let mut hset = redis::Cmd::with_capacity(2 + 2 * op.fields.len(), bytes);
+        hset.arg("HSET");
+        key(&mut hset);
+        for (f, v) in &op.fields {
+            hset.arg(&f[..]).arg(&v[..]);
+        }
+        hset
+    });
+    let charge = 2 * key_len + op.byte_len() + OP_OVERHEAD + 16 * op.fields.len();
+    Item { cmds: [del, hset], charge }
 }
 
 #[derive(Default)]
@@ -242,31 +278,26 @@ impl WriteThrough {
     /// the [`Handler`] face holds back when full), except after [`WriteThrough::shutdown`], when they
     /// are counted as failed and logged.
     pub fn update(&self, table: &Bytes, ops: impl IntoIterator<Item = Operation>) {
-        self.push(
-            table,
-            ops.into_iter().map(|op| {
-                let c = cost(&op);
-                (op, c)
-            }),
-        );
+        let options = &self.shared.options;
+        self.push(ops.into_iter().map(|op| commands(options, table, &op)));
     }
 
-    fn push(&self, table: &Bytes, ops: impl IntoIterator<Item = (Operation, usize)>) {
+    fn push(&self, items: impl Iterator<Item = Item>) {
         {
             let mut q = self.shared.queue();
             if q.closing {
                 // The task writes what was queued before shutdown and stops: later operations
                 // would never be written, and a flush would wait for them forever.
-                let n = ops.into_iter().count() as u64;
+                let n = items.count() as u64;
                 drop(q);
                 self.shared.counters.failed.fetch_add(n, Ordering::Relaxed);
                 tracing::warn!(operations = n, "write-through is shut down; operations not written");
                 return;
             }
-            for (op, charge) in ops {
-                q.bytes += charge;
+            for item in items {
+                q.bytes += item.charge;
                 q.enqueued += 1;
-                q.items.push_back(Item { table: table.clone(), op, charge });
+                q.items.push_back(item);
             }
         }
         self.shared.work.notify_one();
@@ -301,10 +332,10 @@ impl WriteThrough {
         }
     }
 
-    /// Queues a copy of `batch`'s operations (their bytes are shared, not copied), charged as the
-    /// [`Handler`] face charges them.
+    /// Queues the commands that apply `batch`'s operations (the batch itself stays the caller's).
     pub(crate) fn handle_ops(&self, batch: &Batch) {
-        self.push(&batch.table, charged(batch.ops.clone(), pinned(batch)));
+        let options = &self.shared.options;
+        self.push(batch.ops.iter().map(|op| commands(options, &batch.table, op)));
     }
 
     /// Whether the queue is under its limit (the [`Handler`] face's test).
@@ -357,8 +388,7 @@ impl Handler for WriteThrough {
         if !self.shared.has_room() {
             return Err(batch);
         }
-        let extra = pinned(&batch);
-        self.push(&batch.table, charged(batch.ops, extra));
+        self.handle_ops(&batch);
         Ok(())
     }
 
@@ -373,44 +403,17 @@ fn connection_config(options: &WriteThroughOptions) -> redis::AsyncConnectionCon
         .set_response_timeout(Some(options.response_timeout))
 }
 
-fn pipeline(options: &WriteThroughOptions, batch: &[Item]) -> redis::Pipeline {
-    // Sized up front: growing each command's buffers argument by argument was most of the cost of
-    // building a batch (measured 1.8–2.7 µs per operation, malloc ~40 % of the consumer's profile).
-    let mut pipe = redis::Pipeline::with_capacity(2 * batch.len());
+/// One request of `items`' commands, moved in (not copied).
+fn pipeline(options: &WriteThroughOptions, items: Vec<Item>) -> redis::Pipeline {
+    let mut pipe = redis::Pipeline::with_capacity(2 * items.len());
     // Replace needs MULTI/EXEC, so that no reader sees a key between its DEL and its HSET. Merge
     // writes one HSET per operation, atomic on its own; without MULTI, Redis queues nothing and
-    // answers each command once instead of QUEUED and again in EXEC's array, which the client parses
-    // (measured: merge mode from 113k to ... operations/s, same sitting).
+    // answers each command once instead of QUEUED and again in EXEC's array, which the client parses.
     if options.mode == WriteMode::Replace {
         pipe.atomic();
     }
-    let sep = options.separator.as_bytes();
-    for Item { table, op, .. } in batch {
-        let key_len = table.len() + sep.len() + op.key.len();
-        let key = |cmd: &mut redis::Cmd| {
-            let mut k = Vec::with_capacity(key_len);
-            k.extend_from_slice(table);
-            k.extend_from_slice(sep);
-            k.extend_from_slice(&op.key);
-            cmd.arg(k);
-        };
-        let set = op.op == Op::Set && !op.fields.is_empty();
-        if !set || options.mode == WriteMode::Replace {
-            let mut del = redis::Cmd::with_capacity(2, 3 + key_len);
-            del.arg("DEL");
-            key(&mut del);
-            pipe.add_command(del).ignore();
-        }
-        if set {
-            let bytes = 4 + key_len + op.fields.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>();
-            let mut hset = redis::Cmd::with_capacity(2 + 2 * op.fields.len(), bytes);
-            hset.arg("HSET");
-            key(&mut hset);
-            for (f, v) in &op.fields {
-                hset.arg(&f[..]).arg(&v[..]);
-            }
-            pipe.add_command(hset).ignore();
-        }
+    for cmd in items.into_iter().flat_map(|i| i.cmds).flatten() {
+        pipe.add_command(cmd).ignore();
     }
     pipe
 }
@@ -441,7 +444,8 @@ type Request = std::pin::Pin<Box<dyn Future<Output = (redis::Pipeline, redis::Re
 
 /// A batch sent and not yet acknowledged.
 struct InFlight {
-    batch: Vec<Item>,
+    /// Operations in it.
+    ops: u64,
     state: Reply,
 }
 
@@ -451,7 +455,7 @@ enum Reply {
     /// Answered as it was sent.
     Ready(redis::Pipeline, redis::RedisResult<()>),
     /// There was no connection to send it on.
-    Unsent,
+    Unsent(redis::Pipeline),
 }
 
 /// The writer's side of the task: the connection and the counts.
@@ -492,8 +496,8 @@ impl Writer {
 
     /// Sends `batch`: queues its request on the connection now (polled once, so that requests go
     /// out in the order they are started), its reply to be awaited by [`Writer::finish`].
-    fn start(&self, batch: Vec<Item>, pipe: redis::Pipeline) -> InFlight {
-        let Some(mut c) = self.conn.clone() else { return InFlight { batch, state: Reply::Unsent } };
+    fn start(&self, ops: u64, pipe: redis::Pipeline) -> InFlight {
+        let Some(mut c) = self.conn.clone() else { return InFlight { ops, state: Reply::Unsent(pipe) } };
         let mut request: Request = Box::pin(async move {
             let result = pipe.query_async::<()>(&mut c).await;
             (pipe, result)
@@ -503,7 +507,7 @@ impl Writer {
             std::task::Poll::Ready((pipe, result)) => Reply::Ready(pipe, result),
             std::task::Poll::Pending => Reply::Pending(request),
         };
-        InFlight { batch, state }
+        InFlight { ops, state }
     }
 
     /// Waits for `f`'s acknowledgement; if the connection was lost (or `resend`: an earlier batch
@@ -512,14 +516,14 @@ impl Writer {
     /// batch still in the window went out before it (on a lost connection, or to a Redis that
     /// refused this one and may have taken those), and must be sent again after it.
     async fn finish(&mut self, f: InFlight, resend: bool) -> bool {
-        let n = f.batch.len() as u64;
-        let (mut pipe, mut result) = match f.state {
+        let n = f.ops;
+        let (pipe, mut result) = match f.state {
             Reply::Pending(request) => {
                 let (pipe, result) = request.await;
-                (Some(pipe), Some(result))
+                (pipe, Some(result))
             }
-            Reply::Ready(pipe, result) => (Some(pipe), Some(result)),
-            Reply::Unsent => (None, None),
+            Reply::Ready(pipe, result) => (pipe, Some(result)),
+            Reply::Unsent(pipe) => (pipe, None),
         };
         if resend {
             result = None;
@@ -575,8 +579,7 @@ impl Writer {
                     }
                 },
             };
-            let p = pipe.get_or_insert_with(|| pipeline(&self.shared.options, &f.batch));
-            result = Some(p.query_async::<()>(c).await);
+            result = Some(pipe.query_async::<()>(c).await);
         }
         self.done += n;
         self.shared.done.send_replace(self.done);
@@ -602,8 +605,8 @@ async fn run(shared: Arc<Shared>, client: redis::Client, conn: MultiplexedConnec
         // Nothing new goes out while batches of a lost connection are being sent again.
         if window.len() < WINDOW && resend == 0 {
             if let Some(batch) = w.take(window.is_empty()).await {
-                let pipe = pipeline(&w.shared.options, &batch);
-                let f = w.start(batch, pipe);
+                let ops = batch.len() as u64;
+                let f = w.start(ops, pipeline(&w.shared.options, batch));
                 window.push_back(f);
                 continue;
             }
