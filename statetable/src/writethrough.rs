@@ -8,13 +8,20 @@
 //! - SET, [`WriteMode::Merge`] (SONiC's `HSET_COMMAND`): `HSET` only, the other fields stay;
 //! - DEL: `DEL`.
 //!
-//! The task takes what is queued in batches of up to [`WriteThroughOptions::max_batch`] operations
-//! and sends each batch as one pipelined `MULTI` … `EXEC`: one round trip per batch, and a SET's
-//! `DEL` and `HSET` are never seen apart. When Redis goes away the batch it holds is kept, the task
-//! reconnects with back-off (logging the loss and the reconnection, counting both in
-//! [`WriteThroughStats`]) and sends it again: nothing it held is lost, and re-applying a batch that
-//! Redis may have applied before the connection dropped is harmless (each write sets a whole state).
-//! A batch Redis refuses (a key of another type, say) is logged, counted and skipped.
+//! An operation is turned into its Redis commands when it is queued (so the queue holds no copy of
+//! the operation and keeps no received frame alive). The task takes what is queued in batches of
+//! up to [`WriteThroughOptions::max_batch`] operations and sends each as one pipelined request: in
+//! replace mode wrapped in `MULTI` … `EXEC`, so that no reader sees a key between its `DEL` and its
+//! `HSET`; in merge mode as plain pipelined `HSET`s, each atomic on its own. Up to three batches
+//! are in flight at once, in order, so that Redis always has the next while the task reads one
+//! reply and builds another batch.
+//!
+//! When Redis goes away the batches in flight are kept; the task reconnects with back-off (logging
+//! the loss and the reconnection, counting both in [`WriteThroughStats`]) and sends them again, in
+//! order: nothing it held is lost, and re-applying a batch that Redis may have applied before the
+//! connection dropped is harmless (each write sets a whole state; the order, which does matter, is
+//! kept). A Redis still loading its data after a restart (`LOADING`) is waited for the same way. A
+//! batch Redis refuses for good (a key of another type, say) is logged, counted and skipped.
 //!
 //! [`WriteThrough::shutdown`] writes everything queued before it returns.
 
