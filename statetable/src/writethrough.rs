@@ -254,7 +254,7 @@ impl WriteThrough {
     /// start; later losses are retried. Must run inside a tokio runtime.
     ///
     /// # Errors
-    /// [`Error::Redis`] if the URL is malformed or Redis cannot be reached.
+    /// [`crate::Error::Redis`] if the URL is malformed or Redis cannot be reached.
     pub async fn connect(url: &str, options: WriteThroughOptions) -> Result<WriteThrough> {
         let client = redis::Client::open(url)?;
         let config = connection_config(&options);
@@ -276,7 +276,7 @@ impl WriteThrough {
     /// [`WriteThrough::connect`] for programs without a runtime.
     ///
     /// # Errors
-    /// As [`WriteThrough::connect`]; [`Error::BlockingInAsync`] inside an async task.
+    /// As [`WriteThrough::connect`]; [`crate::Error::BlockingInAsync`] inside an async task.
     pub fn connect_blocking(url: &str, options: WriteThroughOptions) -> Result<WriteThrough> {
         crate::rt::block_on(WriteThrough::connect(url, options))?
     }
@@ -382,7 +382,7 @@ impl WriteThrough {
     /// [`WriteThrough::shutdown`] from a thread without a runtime.
     ///
     /// # Errors
-    /// [`Error::BlockingInAsync`] inside an async task.
+    /// [`crate::Error::BlockingInAsync`] inside an async task.
     pub fn shutdown_blocking(&self) -> Result<WriteThroughStats> {
         crate::rt::block_on(self.shutdown())
     }
