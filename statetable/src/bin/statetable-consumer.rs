@@ -21,7 +21,7 @@ const DEFAULT_LOG: &str = "statetable=info,statetable_consumer=info,zmtp=warn";
 const AFTER_HELP: &str = "\
 Every operation received, whatever its database and table name, is written to the one Redis
 database named by --redis (redis://HOST:PORT/DB): a SET replaces the hash TABLE<sep>KEY (DEL then
-HSET, in one MULTI/EXEC per pipelined batch; --merge does HSET only), a DEL deletes it. Operations are
+HSET, in one MULTI/EXEC per pipelined batch; --merge does HSET only, pipelined), a DEL deletes it. Operations are
 applied in the order they arrive. If Redis goes away, the consumer holds what it has, stops reading
 when its queue is full (the producers' queues and retries take the backlog), reconnects by itself
 and carries on; the log says so.
@@ -53,7 +53,7 @@ struct Args {
     /// One-to-one synchronous mode (REP): acknowledge each message once it is in Redis.
     #[arg(long)]
     sync: bool,
-    /// Operations per pipelined MULTI/EXEC.
+    /// Operations per pipelined request to Redis (a MULTI/EXEC in replace mode).
     #[arg(long, default_value_t = 512, value_name = "N")]
     redis_batch: usize,
     /// At shutdown, how long to keep writing what is held before giving up.

@@ -23,8 +23,9 @@ A SET with no fields is sent as a DEL (as SONiC does). A line that is not one of
 program with its line number (exit 2); what came before it was sent.
 
 Each operation is one message unless --batch N groups up to N consecutive lines into one message
-(SONiC's batch set/delete). When the consumer's queue is full, a send backs off 20 ms, 40 ms, ... for
-up to 10 retries (SONiC's), then fails (exit 1). At the end of input it waits up to --linger-ms for
+(SONiC's batch set/delete). When the consumer's queue is full, a send waits for room for up to 20 ms,
+then 40 ms, ... for up to 10 retries (SONiC's back-off, each pause ending as soon as there is room),
+then fails (exit 1). At the end of input it waits up to --linger-ms for
 what is queued to leave, then exits 0.
 
 With --sync-timeout-ms the socket is a REQ (SONiC's one-to-one synchronous mode): each message waits
