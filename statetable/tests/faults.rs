@@ -261,9 +261,18 @@ async fn redis_restarted_under_load() {
         }
     }
     let r = &redis;
+    let c = &consumer;
     tokio::task::block_in_place(|| {
-        r.eventually("every operation in Redis", |r| r.keys(3, "LOAD:k*").len() == N);
-        r.eventually("the last write of LOAD:last", |r| check(r, 3, "LOAD", "last", N - 10));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while r.keys(3, "LOAD:k*").len() != N || !check(r, 3, "LOAD", "last", N - 10) {
+            assert!(
+                Instant::now() < deadline,
+                "not every operation in Redis within 60 s: {} keys of {N}; the consumer's log:\n{}",
+                r.keys(3, "LOAD:k*").len(),
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for i in (0..N).step_by(101) {
             assert!(check(r, 3, "LOAD", &format!("k{i}"), i), "k{i}");
         }
