@@ -29,6 +29,30 @@ use crate::server::{Handler, Registration, Server};
 use crate::wire::{Batch, Operation};
 use crate::writethrough::WriteThrough;
 
+/// What an operation is charged: its bytes, its own struct and slot, and per field the pair of
+/// `Bytes` (64) and the two lengths it came with in the frame (16).
+fn cost(op: &Operation) -> usize {
+    op.byte_len() + 64 + 80 * op.fields.len()
+}
+
+/// What a received batch pins beyond its operations' own bytes, in the consumer table's queue:
+/// its operations are slices of the frame they came in, which stays allocated whole (its database
+/// and table names too) as long as one of them is queued. That is charged to the batch's last
+/// operation, which in a FIFO queue is the last of them to go; otherwise a peer sending 8 MiB
+/// names with one tiny operation each would be charged a few bytes per message for 8 MiB held.
+fn pinned(batch: &Batch) -> usize {
+    batch.db.len() + batch.table.len() + 32
+}
+
+/// `ops` with their charges: each its cost, and the last also `extra`.
+fn charged(ops: Vec<Operation>, extra: usize) -> impl Iterator<Item = (Operation, usize)> {
+    let last = ops.len().saturating_sub(1);
+    ops.into_iter().enumerate().map(move |(i, op)| {
+        let c = cost(&op) + if i == last { extra } else { 0 };
+        (op, c)
+    })
+}
+
 /// SONiC's `DEFAULT_POP_BATCH_SIZE`.
 pub const DEFAULT_POP_BATCH_SIZE: usize = 128;
 
@@ -57,8 +81,8 @@ impl Default for ConsumerOptions {
 
 #[derive(Default)]
 struct Queue {
-    /// Operations with what each is charged against `max_queued_bytes` (see
-    /// `writethrough::pinned`: the frame they keep alive is charged to a batch's last operation).
+    /// Operations with what each is charged against `max_queued_bytes` (see `pinned`:
+    /// the frame they keep alive is charged to a batch's last operation).
     ops: VecDeque<(Operation, usize)>,
     bytes: usize,
     /// Threads waiting in `pops_blocking`: the condition variable is notified only when there are
@@ -105,10 +129,10 @@ impl Handler for Shared {
             // The application may keep or change what it pops; Redis gets what was received.
             wt.handle_ops(&batch);
         }
-        let extra = crate::writethrough::pinned(&batch);
+        let extra = pinned(&batch);
         let sleepers = {
             let mut q = self.queue();
-            for (op, charge) in crate::writethrough::charged(batch.ops, extra) {
+            for (op, charge) in charged(batch.ops, extra) {
                 q.bytes += charge;
                 q.ops.push_back((op, charge));
             }
@@ -123,15 +147,7 @@ impl Handler for Shared {
 
     fn ready(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            loop {
-                let notified = self.room.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if self.has_room() {
-                    break;
-                }
-                notified.await;
-            }
+            crate::wait::until(&self.room, || self.has_room()).await;
             if let Some(wt) = &self.write_through {
                 wt.room().await;
             }
@@ -234,15 +250,7 @@ impl ConsumerStateTable {
 
     /// Waits until something is queued.
     pub async fn readable(&self) {
-        loop {
-            let notified = self.shared.readable.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !self.is_empty() {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait::until(&self.shared.readable, || !self.is_empty()).await;
     }
 
     /// Waits for operations and pops them: the next batch, never empty.

@@ -39,6 +39,7 @@ pub mod error;
 pub mod producer;
 mod rt;
 pub mod server;
+mod wait;
 pub mod wire;
 pub mod writethrough;
 

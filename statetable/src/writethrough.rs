@@ -102,13 +102,8 @@ pub struct WriteThroughStats {
     pub queued: u64,
 }
 
+/// Per operation, beyond its bytes: its place in the queue and the commands' own structs.
 const OP_OVERHEAD: usize = 64;
-
-/// What an operation is charged: its bytes, its own struct and slot, and per field the pair of
-/// `Bytes` (64) and the two lengths it came with in the frame (16).
-pub(crate) fn cost(op: &Operation) -> usize {
-    op.byte_len() + OP_OVERHEAD + 80 * op.fields.len()
-}
 
 /// One queued operation, as the Redis commands that apply it (built when it is queued: the
 /// operation itself is not kept, so it pins no received frame and needs no copy of its own), with
@@ -117,24 +112,6 @@ struct Item {
     /// `DEL`, `HSET`, or `DEL` then `HSET`.
     cmds: [Option<redis::Cmd>; 2],
     charge: usize,
-}
-
-/// What a received batch pins beyond its operations' own bytes, in the consumer table's queue:
-/// its operations are slices of the frame they came in, which stays allocated whole (its database
-/// and table names too) as long as one of them is queued. That is charged to the batch's last
-/// operation, which in a FIFO queue is the last of them to go; otherwise a peer sending 8 MiB
-/// names with one tiny operation each would be charged a few bytes per message for 8 MiB held.
-pub(crate) fn pinned(batch: &Batch) -> usize {
-    batch.db.len() + batch.table.len() + 32
-}
-
-/// `ops` with their charges: each its cost, and the last also `extra`.
-pub(crate) fn charged(ops: Vec<Operation>, extra: usize) -> impl Iterator<Item = (Operation, usize)> {
-    let last = ops.len().saturating_sub(1);
-    ops.into_iter().enumerate().map(move |(i, op)| {
-        let c = cost(&op) + if i == last { extra } else { 0 };
-        (op, c)
-    })
 }
 
 /// The commands that apply `op` to `table`'s hash (see the [module documentation](self)).
@@ -328,15 +305,7 @@ impl WriteThrough {
 
     /// Waits until the queue is under its limit.
     pub async fn room(&self) {
-        loop {
-            let notified = self.shared.room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.shared.has_room() {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait::until(&self.shared.room, || self.shared.has_room()).await;
     }
 
     /// Queues the commands that apply `batch`'s operations (the batch itself stays the caller's).

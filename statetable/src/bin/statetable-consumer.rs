@@ -72,12 +72,13 @@ struct AckAfterWrite {
 
 impl Handler for AckAfterWrite {
     fn handle(&self, batch: Batch) -> Result<(), Batch> {
-        self.write_through.handle(batch.clone()).map_err(|_| batch.clone())?;
+        let (db, table) = (batch.db.clone(), batch.table.clone());
+        self.write_through.handle(batch)?;
         let wt = self.write_through.clone();
         let replier = self.replier.clone();
         tokio::spawn(async move {
             wt.flush().await;
-            if let Err(e) = replier.reply(&batch.db, &batch.table, &[]) {
+            if let Err(e) = replier.reply(&db, &table, &[]) {
                 error!(error = %e, "cannot acknowledge");
             }
         });
