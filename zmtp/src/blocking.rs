@@ -41,6 +41,20 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
         .map_err(|e| Error::Runtime(std::io::Error::new(e.kind(), e.to_string())))
 }
 
+/// Runs `future` to completion on the calling thread, on the background runtime the blocking
+/// sockets use (started on first use), so that crates built on zmtp offer blocking calls without a
+/// runtime of their own.
+///
+/// # Errors
+/// [`Error::InvalidState`] when called from within an async runtime (blocking there would stall
+/// it; tokio would panic); [`Error::Runtime`] if the background runtime cannot start.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::InvalidState("blocking call from within an async runtime"));
+    }
+    Ok(runtime()?.block_on(future))
+}
+
 /// A blocking handle to a [`crate::Socket`]. Must not be used from within an async task (blocking
 /// there would stall the runtime); use [`crate::Socket`] there.
 #[derive(Debug, Clone)]
